@@ -1,0 +1,3 @@
+//! The staged pipeline: plan → fetch (blocking I/O pool) → decode (rayon) → sink (one thread).
+
+pub mod msg;

@@ -1,0 +1,3 @@
+//! Talking to JSON-RPC nodes: the batch request layout ([`batch`]) and the blocking HTTP client.
+
+pub mod batch;

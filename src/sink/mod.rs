@@ -1,0 +1,49 @@
+//! Where decoded rows go. A [`Sink`] lives on the one sink thread; it is handed every
+//! [`DecodedBatch`] in `seq` order and reports which `seq`s are durable (files fsynced and
+//! renamed, Kafka deliveries acknowledged), which is what moves the checkpoint.
+
+pub mod kafka;
+
+use crate::pipeline::msg::DecodedBatch;
+use std::time::Duration;
+
+/// A destination for decoded batches. Implement it to plug a callback into the pipeline.
+///
+/// Contract: `write` is called with batches in strictly increasing, contiguous `seq` order.
+/// `poll` and `finish` append to `durable` the `seq`s whose rows are now safely stored
+/// (each `seq` exactly once, in any order). After `finish` returns `Ok`, every written `seq`
+/// has been reported.
+pub trait Sink: Send {
+    /// Accepts one batch. May block for backpressure; must not drop rows.
+    fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError>;
+
+    /// Gives the sink a chance to make progress (e.g. serve delivery callbacks), waiting at
+    /// most `timeout`, and reports newly durable `seq`s.
+    fn poll(&mut self, timeout: Duration, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+        let _ = (timeout, durable);
+        Ok(())
+    }
+
+    /// Flushes everything still buffered and reports the remaining durable `seq`s.
+    fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError>;
+}
+
+/// Why a sink failed. Every variant says where and keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}")]
+    Custom {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0}")]
+    Other(String),
+}
