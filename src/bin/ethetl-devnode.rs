@@ -131,12 +131,12 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let s = node.summary();
     eprintln!(
-        "ethetl-devnode: serving {} blocks ({}..{}), head {}, {:.1} MB of results, ready in {:.2}s",
+        "ethetl-devnode: serving {} blocks ({}..{}), head {}, {:.1} MB of block and receipts JSON, ready in {:.2}s",
         s.blocks,
         s.lowest.map_or("-".into(), |n| n.to_string()),
         s.highest.map_or("-".into(), |n| n.to_string()),
         s.head,
-        s.stored_bytes as f64 / 1e6,
+        s.json_bytes as f64 / 1e6,
         ready_in.as_secs_f64()
     );
 

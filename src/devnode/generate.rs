@@ -561,7 +561,7 @@ const MERGE_TIME: u64 = 1_663_224_179;
 
 fn timestamp(n: u64) -> u64 {
     if n >= MERGE_BLOCK {
-        MERGE_TIME + 12 * (n - MERGE_BLOCK)
+        MERGE_TIME.saturating_add((n - MERGE_BLOCK).saturating_mul(12))
     } else {
         MERGE_TIME
             .saturating_sub(13 * (MERGE_BLOCK - n))
@@ -1214,7 +1214,10 @@ fn generate_block(cfg: &GenConfig, pools: &Pools, n: u64) -> GeneratedBlock {
     let withdrawals: Vec<Withdrawal> = if p.withdrawals {
         (0..16)
             .map(|i| Withdrawal {
-                index: n.saturating_sub(17_000_000) * 16 + i,
+                index: n
+                    .saturating_sub(17_000_000)
+                    .wrapping_mul(16)
+                    .wrapping_add(i),
                 validator: rng.below(2_000_000),
                 address: pools.withdrawal_addrs[rng.skewed(pools.withdrawal_addrs.len())],
                 amount_gwei: if rng.chance(0.02) {
@@ -1379,8 +1382,9 @@ fn render_block(
         if !p.prague {
             let td = if p.pow {
                 // a plausible pre-Merge running total
-                MERGE_TOTAL_DIFFICULTY
-                    - (MERGE_BLOCK.saturating_sub(h.number) as u128) * h.difficulty as u128
+                MERGE_TOTAL_DIFFICULTY.saturating_sub(
+                    (MERGE_BLOCK.saturating_sub(h.number) as u128) * h.difficulty as u128,
+                )
             } else {
                 MERGE_TOTAL_DIFFICULTY
             };
@@ -1708,6 +1712,35 @@ mod tests {
         }
         assert_eq!("prague".parse::<Era>().unwrap(), Era::Recent);
         assert!("frontier".parse::<Era>().is_err());
+    }
+
+    #[test]
+    fn extreme_block_numbers_do_not_overflow() {
+        for era in [Era::London, Era::Recent] {
+            for start in [0, u64::MAX - 2] {
+                let cfg = GenConfig {
+                    blocks: 2,
+                    start_block: start,
+                    seed: 1,
+                    txs_per_block: Some(3),
+                    era,
+                    chain_id: u64::MAX,
+                };
+                let chain = generate_chain(&cfg);
+                assert_eq!(chain.blocks[0].number, start);
+                assert_eq!(chain.blocks[1].parent_hash, chain.blocks[0].hash);
+            }
+        }
+        assert_eq!(
+            block_hash(1, 0),
+            generate_chain(&GenConfig {
+                blocks: 1,
+                start_block: 0,
+                ..GenConfig::default()
+            })
+            .blocks[0]
+                .hash
+        );
     }
 
     #[test]

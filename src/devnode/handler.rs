@@ -388,6 +388,9 @@ fn parse_quantity(s: &str) -> Result<u64, String> {
     if digits.is_empty() {
         return Err("hex string \"0x\"".into());
     }
+    if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err("invalid hex string".into());
+    }
     if digits.len() > 16 && digits.trim_start_matches('0').len() > 16 {
         return Err("hex number > 64 bits".into());
     }
@@ -746,7 +749,47 @@ mod tests {
         assert!(parse_quantity("12").is_err());
         assert!(parse_quantity("0x").is_err());
         assert!(parse_quantity("0xg").is_err());
+        assert!(parse_quantity("0x+1").is_err());
         assert!(parse_quantity("0x10000000000000000").is_err());
+    }
+
+    fn small_chain_state() -> NodeState {
+        let mut st = state();
+        let gen = super::super::GenConfig {
+            blocks: 3,
+            start_block: 16,
+            txs_per_block: Some(3),
+            ..Default::default()
+        };
+        st.store
+            .add_generated(super::super::generate_chain(&gen))
+            .unwrap();
+        st
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_get_a_json_answer(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let st = state();
+            let out = handle_body(&st, &body).to_vec();
+            proptest::prop_assert!(sonic_rs::from_slice::<Value>(&out).is_ok());
+        }
+
+        #[test]
+        fn any_params_get_a_json_answer(
+            method in proptest::sample::select(vec![
+                "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getBlockReceipts",
+                "eth_getTransactionReceipt", "eth_getLogs", "eth_blockNumber", "eth_chainId",
+            ]),
+            params in r#"\[((\"0x[0-9a-fA-F]{0,66}\"|\"latest\"|\"earliest\"|true|false|null|-?[0-9]{1,3}|\{\}|\{\"blockHash\":null,\"blockNumber\":\"0x1\"\}|\{\"fromBlock\":\"0x0\",\"toBlock\":\"latest\",\"topics\":\[null,\[\]\]\}|\[\])(,(true|false|null|\"0x1\"|\[\]|\{\}))*)?\]"#,
+        ) {
+            let st = small_chain_state();
+            let body = format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}]"#);
+            let out = handle_body(&st, body.as_bytes()).to_vec();
+            let v: Value = sonic_rs::from_slice(&out).unwrap();
+            let item = &v.as_array().unwrap()[0];
+            proptest::prop_assert!(item.get("result").is_some() != item.get("error").is_some(), "{}", body);
+        }
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub struct NodeSummary {
     pub highest: Option<u64>,
     /// What `eth_blockNumber` answers.
     pub head: u64,
-    /// Stored result bytes (blocks, hashes-only blocks, receipts, stored logs).
-    pub stored_bytes: u64,
+    /// Size of the stored hydrated blocks, receipts and stored `eth_getLogs` answers (the
+    /// corpus; hashes-only blocks not counted).
+    pub json_bytes: u64,
 }
 
 /// A running node. Dropping it stops it.
@@ -132,7 +133,7 @@ impl DevNode {
     pub fn summary(&self) -> NodeSummary {
         let s = &self.state.store;
         let blob_len = |b: &Option<super::store::Blob>| b.as_ref().map_or(0, |b| b.len() as u64);
-        let stored_bytes = s
+        let json_bytes = s
             .blocks
             .values()
             .map(|e| {
@@ -141,7 +142,7 @@ impl DevNode {
                 } else {
                     0
                 };
-                blob_len(&e.full) + blob_len(&e.hashes_only) + blob_len(&e.receipts) + logs_only
+                blob_len(&e.full) + blob_len(&e.receipts) + logs_only
             })
             .sum();
         NodeSummary {
@@ -149,7 +150,7 @@ impl DevNode {
             lowest: s.blocks.keys().next().copied(),
             highest: s.highest(),
             head: self.state.head(),
-            stored_bytes,
+            json_bytes,
         }
     }
 
@@ -178,11 +179,10 @@ impl Drop for DevNode {
 
 fn worker(server: &tiny_http::Server, state: &NodeState, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(req)) => serve(state, req),
-            // Timeout, an unblock() from `stop`, or an accept error that tiny_http already
-            // handled: check `stop` and wait again.
-            Ok(None) | Err(_) => {}
+        // `None`/`Err`: a timeout, an unblock() from `stop`, or an accept error tiny_http has
+        // already dealt with; check `stop` and wait again.
+        if let Ok(Some(req)) = server.recv_timeout(POLL) {
+            serve(state, req);
         }
     }
 }
