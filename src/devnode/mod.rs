@@ -24,7 +24,8 @@
 //! (unknown block) and `block receipts not found` (a known block without receipts). Unknown
 //! blocks in `eth_getBlockByNumber`/`ByHash` answer `null` (geth) unless
 //! [`UnknownBlock::Error`] is configured. Block tags `latest`, `pending`, `safe` and `finalized`
-//! all resolve to the head; `earliest` to the lowest stored block.
+//! all resolve to the head; `earliest` to the lowest stored block. Each answer echoes its call's
+//! `id` (a call without one is answered with `"id":null`).
 //!
 //! Responses are always identity-encoded (`Accept-Encoding` is ignored), `application/json`, with
 //! a `Content-Length`, on keep-alive connections.
