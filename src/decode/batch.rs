@@ -89,7 +89,7 @@ pub(super) fn parse_only(body: &[u8]) -> Result<usize, DecodeError> {
     let parsed = parse_body(body, Span(None), None)?;
     let envs = match &parsed {
         Body::Batch(v) => v.as_slice(),
-        Body::Single(e) => std::slice::from_ref(e),
+        Body::Single(e) => std::slice::from_ref(&**e),
     };
     Ok(envs
         .iter()

@@ -445,7 +445,8 @@ impl<'de> Deserialize<'de> for Id {
 /// block's receipts. Anything else is kept as its kind for the error message.
 #[derive(Debug)]
 pub enum Answer<'a> {
-    Block(Block<'a>),
+    /// Boxed: a block is large and comes once per block, receipts envelopes stay small.
+    Block(Box<Block<'a>>),
     Receipts(Vec<Receipt<'a>>),
     Other(&'static str),
 }
@@ -469,7 +470,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Answer<'a> {
                 f.write_str("a block object or an array of receipts")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Block::deserialize(de::value::MapAccessDeserializer::new(map)).map(Answer::Block)
+                Block::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|b| Answer::Block(Box::new(b)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 Vec::<Receipt<'a>>::deserialize(de::value::SeqAccessDeserializer::new(seq))
@@ -511,7 +513,7 @@ pub struct Envelope<'a> {
 #[derive(Debug)]
 pub enum Body<'a> {
     Batch(Vec<Envelope<'a>>),
-    Single(Envelope<'a>),
+    Single(Box<Envelope<'a>>),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
@@ -527,7 +529,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
                     .map(Body::Batch)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Envelope::deserialize(de::value::MapAccessDeserializer::new(map)).map(Body::Single)
+                Envelope::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|e| Body::Single(Box::new(e)))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
