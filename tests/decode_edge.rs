@@ -557,6 +557,62 @@ fn rich_block_csv() {
     }
 }
 
+/// Every CSV column is named like a JSON field of the same row and holds the same value, so the
+/// header and the CSV writer cannot drift apart (ethereum-etl's columns are also checked
+/// against its own files by the conformance test).
+#[test]
+fn csv_columns_match_json_fields() {
+    let (j, c) = (decode_rich(RowFormat::Json), decode_rich(RowFormat::Csv));
+    let mut cells = 0;
+    for e in Entity::ALL {
+        let table = parse_csv(&format!("{}{}", csv_header(e), rows(c.rows(e)).concat()));
+        let header = &table[0];
+        let json_rows = rows(j.rows(e));
+        assert_eq!(json_rows.len(), table.len() - 1);
+        for (row, cells_of_row) in json_rows.iter().zip(&table[1..]) {
+            let json_keys = keys(row);
+            // CSV has every JSON field except the stream-only ones.
+            let stream_only: &[&str] = match e {
+                Entity::Blocks | Entity::Transactions => &["type", "item_id", "item_timestamp"],
+                Entity::Logs | Entity::Receipts => {
+                    &["type", "item_id", "item_timestamp", "block_timestamp"]
+                }
+                Entity::TokenTransfers => &[
+                    "type",
+                    "item_id",
+                    "item_timestamp",
+                    "block_timestamp",
+                    "block_hash",
+                ],
+            };
+            for k in &json_keys {
+                assert!(
+                    header.contains(k) != stream_only.contains(&k.as_str()),
+                    "{e:?}: JSON field {k}"
+                );
+            }
+            assert_eq!(json_keys.len(), header.len() + stream_only.len(), "{e:?}");
+            for (name, cell) in header.iter().zip(cells_of_row) {
+                let v = get(row, name);
+                let want = if v == "null" || (name == "withdrawals" && v == "[]") {
+                    String::new()
+                } else if v.starts_with('"') {
+                    sonic_rs::from_str::<String>(&v).unwrap()
+                } else if v.starts_with("[\"")
+                    || (v == "[]" && !matches!(name.as_str(), "access_list" | "authorization_list"))
+                {
+                    sonic_rs::from_str::<Vec<String>>(&v).unwrap().join(",")
+                } else {
+                    v
+                };
+                assert_eq!(*cell, want, "{e:?} column {name}");
+                cells += 1;
+            }
+        }
+    }
+    assert!(cells > 500);
+}
+
 #[test]
 fn two_blocks_shuffled_answers_and_an_empty_block() {
     let empty = fixture("block_empty.json");

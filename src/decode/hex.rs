@@ -213,6 +213,15 @@ mod tests {
         assert_eq!(dec("0xFF").unwrap(), "255");
         assert_eq!(dec("0XfF").unwrap(), "255");
         assert_eq!(dec("0x112a880").unwrap(), "18000000");
+        // Odd digit counts are normal for quantities.
+        assert_eq!(dec("0xabc").unwrap(), "2748");
+        assert_eq!(dec("0x00abc").unwrap(), "2748");
+        assert_eq!(dec(&format!("0x{}", "f".repeat(63))).unwrap(), {
+            // 2^252 - 1
+            (U256::from(1u8) << 252usize)
+                .wrapping_sub(U256::from(1u8))
+                .to_string()
+        });
         assert_eq!(dec("0x000000000000000000000000000000000001").unwrap(), "1");
         assert_eq!(dec("0xffffffffffffffff").unwrap(), u64::MAX.to_string());
         assert_eq!(parse_u64("0xffffffffffffffff").unwrap(), u64::MAX);
