@@ -210,7 +210,7 @@ pub enum DecodeError {
         tx_hash: String,
         receipt_hash: String,
     },
-    #[error("{at}: inconsistent answer: block hash {got:?}, but the block is {expected}")]
+    #[error("{at}: inconsistent answer: block hash {}, but the block is {expected}", .got.as_deref().unwrap_or("missing"))]
     BlockHash {
         at: At,
         expected: String,
@@ -289,6 +289,11 @@ impl DecodeError {
 }
 
 /// Decodes one raw batch into serialized rows.
+///
+/// `counts`: `blocks`, `transactions`, `receipts` and `logs` count what the answers hold
+/// (whether or not their entity was requested; receipts and logs only with receipts);
+/// `token_transfers` (rows written) and `malformed_transfers` are counted only when token
+/// transfers are requested; `rpc_bytes` is the body length.
 pub fn decode_batch(raw: &RawBatch, opts: &DecodeOptions) -> Result<DecodedBatch, DecodeError> {
     batch::decode(raw, opts)
 }
@@ -329,5 +334,60 @@ pub fn csv_header(entity: Entity) -> &'static str {
         Entity::Logs => log::CSV_HEADER,
         Entity::TokenTransfers => token_transfer::CSV_HEADER,
         Entity::Receipts => receipt::CSV_HEADER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_batches_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<DecodeError>();
+        send_sync::<DecodedBatch>();
+    }
+
+    #[test]
+    fn csv_headers_are_crlf_terminated_and_unique() {
+        for e in Entity::ALL {
+            let h = csv_header(e);
+            let cols: Vec<&str> = h.strip_suffix("\r\n").unwrap().split(',').collect();
+            let mut sorted = cols.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), cols.len(), "{e:?}");
+            assert!(!h[..h.len() - 2].contains(['\r', '\n', ' ']));
+        }
+    }
+
+    #[test]
+    fn error_messages_say_where() {
+        let e = DecodeError::Rpc {
+            block: 18_000_000,
+            method: "eth_getBlockReceipts",
+            code: Some(-32000),
+            message: "block receipts not found".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "block 18000000: eth_getBlockReceipts failed (code -32000): block receipts not found"
+        );
+        let e = DecodeError::BlockHash {
+            at: At {
+                block: Some(5),
+                item: Item::Log {
+                    tx_index: 2,
+                    log: 7,
+                },
+            },
+            expected: "0xa".into(),
+            got: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "block 5, receipt 2, log 7: inconsistent answer: block hash missing, but the block is 0xa"
+        );
+        assert!(e.is_retryable());
     }
 }
