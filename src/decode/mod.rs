@@ -24,9 +24,10 @@
 //!
 //! # Deliberate differences from ethereum-etl 2.4.2
 //!
-//! 1. A numeric field that is not a `0x` hex quantity (or wider than 256 bits) is an error
-//!    for the batch; ethereum-etl prints `Not a hex string` to stdout and copies the raw
-//!    string into the number field. `0x` with no digits is such an error too.
+//! 1. A numeric field that is not `0x` followed by hex digits (or is wider than 256 bits) is
+//!    an error for the batch; ethereum-etl prints `Not a hex string` to stdout and copies the
+//!    raw string into the number field. `0x` with no digits is such an error too, and so is a
+//!    number without the `0x` prefix (which Python's `int(x, 16)` would still read as hex).
 //! 2. Token transfers: a `Transfer` log is decoded only when every topic it uses is `0x` + 64
 //!    hex digits and its data is whole 32-byte hex words. ethereum-etl emits a 2-byte topic as
 //!    an address, counts a trailing partial data word (so 16-byte data passes), and copies
@@ -35,6 +36,8 @@
 //! 3. Token transfers gain ERC-1155 `TransferSingle`/`TransferBatch` rows (ethereum-etl has
 //!    none) and the appended `token_standard`, `token_id`, `operator`, `batch_index` fields.
 //!    The `item_id` of a `TransferBatch` row ends in `_<batch_index>` so ids stay unique.
+//!    `Transfer` layouts other than ERC-20 (3 topics + 1 word) and ERC-721 (4 topics) are
+//!    emitted as ethereum-etl does, with `token_standard` null (see [`token_transfer`]).
 //! 4. CSV `withdrawals`: a non-empty list is written as a valid JSON array
 //!    (`[{"index":…},…]`); ethereum-etl writes the objects comma-joined without brackets.
 //!    An empty list is an empty cell in both.
