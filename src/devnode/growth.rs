@@ -27,7 +27,8 @@ pub struct Growth {
     /// Every this many reveals, a reorg (needs a generated chain and no fixtures). `None` or 0:
     /// never.
     pub reorg_every: Option<u64>,
-    /// How many visible blocks a reorg replaces (at least 1; at most all visible blocks).
+    /// How many visible blocks a reorg replaces (at least 1; at most all visible blocks;
+    /// default 2).
     pub reorg_depth: u64,
 }
 
@@ -37,7 +38,7 @@ impl Default for Growth {
             block_time: None,
             initial_blocks: 1,
             reorg_every: None,
-            reorg_depth: 1,
+            reorg_depth: 2,
         }
     }
 }

@@ -55,7 +55,7 @@ pub(crate) struct Counters {
     pub faults: [AtomicU64; FaultKind::ALL.len()],
     pub batch_too_large: AtomicU64,
     pub response_too_large: AtomicU64,
-    /// Nanoseconds since start of the first and the last request (`u64::MAX`: none yet).
+    /// Nanoseconds since start of the first (`u64::MAX`: none yet) and the last request.
     pub first_request_ns: AtomicU64,
     pub last_request_ns: AtomicU64,
     /// Requests that arrived in each second since start.
@@ -74,7 +74,7 @@ impl Default for Counters {
             batch_too_large: AtomicU64::new(0),
             response_too_large: AtomicU64::new(0),
             first_request_ns: AtomicU64::new(u64::MAX),
-            last_request_ns: AtomicU64::new(u64::MAX),
+            last_request_ns: AtomicU64::new(0),
             per_second: Mutex::new(Vec::new()),
         }
     }

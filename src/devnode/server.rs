@@ -302,7 +302,8 @@ impl DevNode {
     pub fn stats(&self) -> NodeStats {
         let st = &self.shared.state;
         let c = &st.counters;
-        let time = |ns: u64| (ns != u64::MAX).then(|| Duration::from_nanos(ns));
+        let first = c.first_request_ns.load(Ordering::Relaxed);
+        let time = |ns: u64| (first != u64::MAX).then(|| Duration::from_nanos(ns));
         NodeStats {
             requests: c.requests.load(Ordering::Relaxed),
             rpc_requests: c.rpc_requests.load(Ordering::Relaxed),
@@ -314,7 +315,7 @@ impl DevNode {
             })),
             batch_too_large: c.batch_too_large.load(Ordering::Relaxed),
             response_too_large: c.response_too_large.load(Ordering::Relaxed),
-            first_request: time(c.first_request_ns.load(Ordering::Relaxed)),
+            first_request: time(first),
             last_request: time(c.last_request_ns.load(Ordering::Relaxed)),
             requests_per_second: c
                 .per_second
