@@ -81,7 +81,8 @@ struct Args {
     #[argh(option, default = "IpAddr::V4(Ipv4Addr::LOCALHOST)")]
     host: IpAddr,
 
-    /// request-handling threads (default 4)
+    /// requests handled at once (default 4; every connection has its own thread, this bounds
+    /// how many of them work on a request at the same time)
     #[argh(option, default = "4")]
     threads: usize,
 
@@ -90,7 +91,8 @@ struct Args {
     #[argh(option, default = "1")]
     chain_id: u64,
 
-    /// head reported by eth_blockNumber and used for "latest" (default: highest block)
+    /// head reported by eth_blockNumber and used for "latest" (default: highest block;
+    /// ignored in stream mode)
     #[argh(option)]
     latest: Option<u64>,
 

@@ -48,7 +48,7 @@
 //!
 //! [`NodeConfig::faults`] (a [`FaultSpec`], e.g. `429:0.1,reset:0.05` or `all:0.2`) makes the
 //! node misbehave like real endpoints do; see [`FaultKind`] for the kinds and
-//! [`faults`](self::faults) for the schedule: JSON-RPC requests are numbered in arrival order
+//! [`faults`] for the schedule: JSON-RPC requests are numbered in arrival order
 //! and request `i` gets [`FaultSpec::decide`]`(fault_seed, i)`. Faults never change stored data,
 //! so a retry gets the exact clean bytes (unless the retry draws a fault of its own). Served
 //! faults are counted in [`NodeStats::faults`].
@@ -57,7 +57,7 @@
 //!
 //! [`NodeConfig::growth`] (a [`Growth`]) reveals the stored blocks one by one (on a timer or by
 //! [`DevNode::advance`]) and, with a generated chain, replaces the last blocks by a deterministic
-//! alternative fork every so often; see [`growth`](self::growth). Reorgs are listed in
+//! alternative fork every so often; see [`growth`]. Reorgs are listed in
 //! [`NodeStats::reorgs`] / [`DevNode::reorgs`].
 
 pub mod faults;
@@ -116,7 +116,8 @@ pub struct NodeConfig {
     pub generate: Option<GenConfig>,
     /// Must be a loopback address; port 0 picks a free port. Default `127.0.0.1:0`.
     pub bind: SocketAddr,
-    /// Request-handling threads (at least 1). Default 4.
+    /// Requests handled at once (at least 1; every connection has its own thread, this bounds
+    /// how many work on a request at the same time). Default 4.
     pub threads: usize,
     /// Reported by `eth_chainId` / `net_version`. Default 1. (Generated transactions carry
     /// [`GenConfig::chain_id`].)
