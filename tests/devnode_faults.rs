@@ -1023,7 +1023,7 @@ fn binary_injects_faults_grows_and_reports() {
             "--initial-blocks",
             "2",
             "--exit-after",
-            "1.5",
+            "4",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
