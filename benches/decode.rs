@@ -6,12 +6,16 @@
 //! 18000000, 19433902, 19433903) when that directory exists, and always a generated batch of
 //! recent-era blocks (`ethetl::devnode`, fixed seed).
 //!
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so
+//! other processes competing for the cores (a shared build machine) do not show up as slowdowns.
+//!
 //! ```text
 //! cargo bench --bench decode                 # all groups
 //! cargo bench --bench decode -- parse        # one group (criterion filter)
 //! ```
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Throughput};
 use ethetl::decode::model::{Block, ReceiptsDoc};
 use ethetl::decode::receipt::BlockCtx;
 use ethetl::decode::write::V;
@@ -22,6 +26,77 @@ use ethetl::devnode::{generate_chain, Era, GenConfig};
 use ethetl::pipeline::msg::{Entity, EntitySet, RangeJob, RawBatch, RowBuf, RowFormat};
 use std::path::Path;
 use std::time::Duration;
+
+type Criterion = criterion::Criterion<ThreadCpu>;
+
+/// CPU time of the calling thread, in nanoseconds.
+struct ThreadCpu;
+
+fn thread_cpu_ns() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = f64;
+    type Value = f64;
+    fn start(&self) -> f64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: f64) -> f64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+    fn to_f64(&self, v: &f64) -> f64 {
+        *v
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Formats CPU nanoseconds like criterion's wall-time values, throughput in bytes per CPU-second.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = match ns {
+            x if x < 1e3 => (1.0, "ns"),
+            x if x < 1e6 => (1e-3, "µs"),
+            x if x < 1e9 => (1e-6, "ms"),
+            _ => (1e-9, "s"),
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let (per_iter, scale, unit) = match *t {
+            Throughput::Bytes(b) => (b as f64, 1024.0 * 1024.0, "MiB/s"),
+            Throughput::BytesDecimal(b) => (b as f64, 1e6, "MB/s"),
+            Throughput::Elements(e) => (e as f64, 1e6, "Melem/s"),
+        };
+        let _ = typical;
+        values
+            .iter_mut()
+            .for_each(|v| *v = per_iter * 1e9 / *v / scale);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
 
 /// Real pairs (block + all its receipts) in the shared fixtures.
 const REAL_PAIRS: [u64; 4] = [15_573_637, 18_000_000, 19_433_902, 19_433_903];
@@ -313,7 +388,8 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = decode;
-    config = Criterion::default()
+    config = criterion::Criterion::default()
+        .with_measurement(ThreadCpu)
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));

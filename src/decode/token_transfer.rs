@@ -181,15 +181,26 @@ pub fn decode<'x>(topics: &'x Topics<'x>, data: Option<&'x str>) -> Decoded<'x> 
     let Some(t0) = topics.get(0) else {
         return Decoded::NotTransfer;
     };
-    if t0.eq_ignore_ascii_case(TRANSFER_TOPIC) {
+    if is_topic(t0, TRANSFER_TOPIC) {
         decode_transfer(topics, data).unwrap_or_else(Decoded::Malformed)
-    } else if t0.eq_ignore_ascii_case(TRANSFER_SINGLE_TOPIC) {
+    } else if is_topic(t0, TRANSFER_SINGLE_TOPIC) {
         decode_single(topics, data).unwrap_or_else(Decoded::Malformed)
-    } else if t0.eq_ignore_ascii_case(TRANSFER_BATCH_TOPIC) {
+    } else if is_topic(t0, TRANSFER_BATCH_TOPIC) {
         decode_batch(topics, data).unwrap_or_else(Decoded::Malformed)
     } else {
         Decoded::NotTransfer
     }
+}
+
+/// Case-insensitive `t == topic` (a `0x` + 64 hex digit constant). Nodes send lowercase, so
+/// the exact comparison decides matches; a short case-insensitive prefix check rejects almost
+/// every other topic before the full comparison.
+#[inline]
+pub(super) fn is_topic(t: &str, topic: &str) -> bool {
+    t.len() == topic.len()
+        && (t == topic
+            || (t.as_bytes()[..10].eq_ignore_ascii_case(&topic.as_bytes()[..10])
+                && t.eq_ignore_ascii_case(topic)))
 }
 
 fn decode_transfer<'x>(
