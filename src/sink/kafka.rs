@@ -30,14 +30,18 @@ impl KafkaSink {
     /// Connects to the brokers, creates missing topics and builds the producer.
     pub fn open(opts: KafkaOptions) -> Result<KafkaSink, SinkError> {
         let _ = opts;
-        Err(SinkError::Other("the Kafka sink is not available in this build".into()))
+        Err(SinkError::Other(
+            "the Kafka sink is not available in this build".into(),
+        ))
     }
 }
 
 impl Sink for KafkaSink {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
         let _ = batch;
-        Err(SinkError::Other("the Kafka sink is not available in this build".into()))
+        Err(SinkError::Other(
+            "the Kafka sink is not available in this build".into(),
+        ))
     }
 
     fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {

@@ -1,0 +1,593 @@
+//! Wiring and running the whole pipeline, and the one place that decides how a run ends.
+//!
+//! ```text
+//! planner ─jobs (bounded)─▶ I/O threads ─raw (bounded)─▶ dispatcher ─▶ rayon pool
+//!    ▲  ▲                        │                           │  ▲          │
+//!    │  └──────── retries ───────┴───────────────────────────┘  └─ done ───┘
+//!    │                                                          │
+//!    └──────── credits (one per batch written) ◀── sink thread ◀┘ decoded (bounded)
+//! ```
+//!
+//! Memory is bounded whatever the range length: every data channel is bounded, and the
+//! planner keeps at most `window` jobs outstanding beyond the last batch written, which bounds
+//! the sink thread's reorder buffer. The sink thread writes batches in `seq` order, collects
+//! durable `seq`s from the [`Sink`] and moves the checkpoint over the contiguous durable
+//! prefix. Shutdown: each stage drops its senders when its input ends (the planner when every
+//! job has been written); the sink thread finishes the sink and writes the final checkpoint;
+//! the caller's thread joins every thread and checks its result. A stop request (SIGINT or
+//! SIGTERM in the binary) ends planning and takes the same path; a failing stage records its
+//! error and raises the abort flag, which every blocking loop checks at least every 50 ms, so
+//! the run ends promptly with that error.
+
+use crate::checkpoint::{self, CheckpointError, Watermark};
+use crate::config::{BlockRange, ExportConfig, Output};
+use crate::decode::{DecodeError, DecodeOptions};
+use crate::pipeline::decode::{dispatcher_thread, DecodeShared};
+use crate::pipeline::fetch::{io_thread, FetchShared};
+use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
+use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
+use crate::rpc::client::{RpcClient, RpcError};
+use crate::sink::file::{FileSink, FileSinkOptions};
+use crate::sink::kafka::KafkaSink;
+use crate::sink::null::NullSink;
+use crate::sink::stdout::StdoutSink;
+use crate::sink::{Sink, SinkError};
+use crate::stats::{Progress, RequestCounters, RunReport};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TryRecvError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The checkpoint file is rewritten at most this often while a run goes (and always at the
+/// end): each write costs two fsyncs.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("giving up after {attempts} attempt(s)")]
+    Fetch {
+        attempts: u32,
+        #[source]
+        source: RpcError,
+    },
+    #[error("blocks {start}..={end} from {endpoint}: bad answer (attempt {attempts})")]
+    Decode {
+        start: u64,
+        end: u64,
+        endpoint: String,
+        attempts: u32,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("decoding blocks {start}..={end} panicked: {message}")]
+    DecodePanic {
+        start: u64,
+        end: u64,
+        message: String,
+    },
+    #[error("output failed while {during}")]
+    Sink {
+        during: String,
+        #[source]
+        source: SinkError,
+    },
+    #[error("cannot open the output")]
+    OpenSink {
+        #[source]
+        source: SinkError,
+    },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "checkpoint {path} holds block {block}, outside the requested range {range} \
+         (it must be between the block before the start and the end)"
+    )]
+    CheckpointOutOfRange {
+        path: PathBuf,
+        block: u64,
+        range: BlockRange,
+    },
+    #[error("cannot start the {what}")]
+    Start {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {0} thread panicked")]
+    Panic(String),
+    #[error("internal error: the run ended after writing {written} of {total} blocks")]
+    Incomplete { written: u64, total: u64 },
+}
+
+/// `e` and its sources as one line: `outer: cause: cause`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let part = c.to_string();
+        if !part.is_empty() && !s.ends_with(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// Flags shared by every stage: the caller's stop request, the abort raised by the first
+/// failure, and that failure.
+pub(crate) struct Control {
+    stop: Arc<AtomicBool>,
+    abort: AtomicBool,
+    error: Mutex<Option<RunError>>,
+}
+
+impl Control {
+    fn new(stop: Arc<AtomicBool>) -> Control {
+        Control {
+            stop,
+            abort: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// A stage failed: every stage stops without finishing its work.
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    /// No new work should start (a stop was requested, or the run aborted).
+    pub(crate) fn should_stop(&self) -> bool {
+        self.aborted() || self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Records `e` (the first failure wins) and aborts the run.
+    pub(crate) fn fail(&self, e: RunError) {
+        if let Ok(mut slot) = self.error.lock() {
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        self.abort.store(true, Ordering::Relaxed);
+    }
+
+    fn take_error(&self) -> Option<RunError> {
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+}
+
+/// Where a run starts: the requested range, and the checkpoint found (if any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// The range asked for.
+    pub requested: BlockRange,
+    /// The blocks this run works on (after the checkpoint).
+    pub range: BlockRange,
+    /// The block in the checkpoint file at start.
+    pub checkpoint: Option<u64>,
+}
+
+impl Resume {
+    /// Checks the checkpoint file (writable, and inside the range if it exists) before any
+    /// work, and resolves the blocks left to do.
+    pub fn load(config: &ExportConfig) -> Result<Resume, RunError> {
+        let requested = config.range;
+        let mut resume = Resume {
+            requested,
+            range: requested,
+            checkpoint: None,
+        };
+        let Some(path) = &config.checkpoint else {
+            return Ok(resume);
+        };
+        checkpoint::check_writable(path)?;
+        if let Some(cp) = checkpoint::read_checkpoint(path)? {
+            if cp > requested.end || cp.saturating_add(1) < requested.start {
+                return Err(RunError::CheckpointOutOfRange {
+                    path: path.clone(),
+                    block: cp,
+                    range: requested,
+                });
+            }
+            resume.checkpoint = Some(cp);
+            if cp < requested.end {
+                resume.range.start = requested.start.max(cp + 1);
+            }
+        }
+        Ok(resume)
+    }
+
+    /// Whether the checkpoint already covers the whole range.
+    pub fn is_done(&self) -> bool {
+        self.checkpoint == Some(self.requested.end)
+    }
+}
+
+/// Opens the sink that `config.output` names, for the blocks `resume.range`.
+pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>, RunError> {
+    let open =
+        |r: Result<Box<dyn Sink>, SinkError>| r.map_err(|source| RunError::OpenSink { source });
+    match &config.output {
+        Output::Dir(dir) => open(
+            FileSink::open(FileSinkOptions {
+                dir: dir.clone(),
+                entities: config.entities,
+                format: config.format,
+                chunk_size: config.chunk_size,
+                range: resume.range,
+                overwrite: config.overwrite,
+            })
+            .map(|s| Box::new(s) as Box<dyn Sink>),
+        ),
+        Output::Stdout => Ok(Box::new(StdoutSink::new(config.entities, config.format))),
+        Output::Null => Ok(Box::new(NullSink::new())),
+        Output::Kafka(opts) => {
+            open(KafkaSink::open(opts.clone()).map(|s| Box::new(s) as Box<dyn Sink>))
+        }
+    }
+}
+
+/// Runs an export of `config.range` (resuming after `config.checkpoint` if it exists) into
+/// `sink`, which receives every batch in block order. See [`run_export_with`] to pass a stop
+/// flag.
+pub fn run_export(config: &ExportConfig, sink: Box<dyn Sink>) -> Result<RunReport, RunError> {
+    let resume = Resume::load(config)?;
+    run_export_with(config, &resume, sink, Arc::new(AtomicBool::new(false)))
+}
+
+/// Runs the export of `resume.range` into `sink`. Setting `stop` ends the run cleanly: no new
+/// requests start, what was fetched is written, the checkpoint is updated, and the report has
+/// `interrupted` set.
+pub fn run_export_with(
+    config: &ExportConfig,
+    resume: &Resume,
+    sink: Box<dyn Sink>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunReport, RunError> {
+    let range = resume.range;
+    let mut report = RunReport {
+        first_block: range.start,
+        last_block: range.end,
+        checkpoint: resume.checkpoint,
+        ..Default::default()
+    };
+    if resume.is_done() {
+        return Ok(report);
+    }
+    let progress = Progress::new(range.len(), config.quiet);
+
+    let ctl = Arc::new(Control::new(stop));
+    let counters = Arc::new(RequestCounters::default());
+    let progress = Arc::new(progress);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.cpu_threads)
+        .thread_name(|i| format!("ethetl-decode-{i}"))
+        .build()
+        .map_err(|e| RunError::Start {
+            what: "decode thread pool",
+            source: std::io::Error::other(e),
+        })?;
+
+    // Channels. Every data channel is bounded; `retries` and `credits` carry at most `window`
+    // messages because at most `window` jobs are outstanding.
+    let (job_tx, job_rx) = bounded::<RangeJob>(config.io_threads);
+    let (raw_tx, raw_rx) = bounded::<RawBatch>(config.cpu_threads * 2);
+    let (dec_tx, dec_rx) = bounded::<DecodedBatch>(config.cpu_threads * 2 + 2);
+    let (retry_tx, retry_rx) = unbounded::<Retry>();
+    let (credit_tx, credit_rx) = unbounded::<()>();
+
+    let fetch = Arc::new(FetchShared {
+        client: RpcClient::new(config.endpoints.clone(), config.io_threads, config.timeout),
+        with_receipts: config.needs_receipts(),
+        max_retries: config.max_retries,
+        counters: Arc::clone(&counters),
+        progress: Arc::clone(&progress),
+        ctl: Arc::clone(&ctl),
+    });
+    let decode = DecodeShared {
+        opts: DecodeOptions {
+            entities: config.entities,
+            format: config.format,
+        },
+        max_retries: config.max_retries,
+        max_in_flight: config.cpu_threads * 2,
+        endpoints: config
+            .endpoints
+            .iter()
+            .map(|e| e.redacted().to_string())
+            .collect(),
+        counters: &counters,
+        progress: &progress,
+        ctl: &ctl,
+    };
+    let sink_shared = SinkShared {
+        checkpoint: config.checkpoint.as_deref(),
+        progress: &progress,
+        ctl: &ctl,
+    };
+    let plan = Planner::new(range, config.batch_size, config.chunk_size);
+    let window = config.window;
+
+    // I/O threads own what they use (see `FetchShared`); the others borrow.
+    let mut io_handles = Vec::with_capacity(config.io_threads);
+    for i in 0..config.io_threads {
+        let (sh, jobs, raw, retries) = (
+            Arc::clone(&fetch),
+            job_rx.clone(),
+            raw_tx.clone(),
+            retry_tx.clone(),
+        );
+        match thread::Builder::new()
+            .name(format!("ethetl-io-{i}"))
+            .spawn(move || io_thread(&sh, jobs, raw, retries))
+        {
+            Ok(h) => io_handles.push(h),
+            Err(source) => {
+                ctl.fail(RunError::Start {
+                    what: "I/O threads",
+                    source,
+                });
+                break;
+            }
+        }
+    }
+    // Only the threads' clones keep these channels open from here on.
+    drop((job_rx, raw_tx));
+
+    let outcome = thread::scope(|s| -> Result<SinkOutcome, RunError> {
+        let spawn_err = |what| move |source| RunError::Start { what, source };
+        // Each closure owns its channel ends; they drop when the closure returns.
+        let sink_handle = thread::Builder::new()
+            .name("ethetl-sink".into())
+            .spawn_scoped(s, {
+                let sh = &sink_shared;
+                move || sink_thread(sink, dec_rx, credit_tx, sh)
+            })
+            .map_err(spawn_err("sink thread"))?;
+        let mut handles = Vec::new();
+        match thread::Builder::new()
+            .name("ethetl-dispatch".into())
+            .spawn_scoped(s, {
+                let (decode, pool) = (&decode, &pool);
+                move || dispatcher_thread(decode, pool, raw_rx, dec_tx, retry_tx)
+            }) {
+            Ok(h) => handles.push(("decode dispatcher", h)),
+            Err(e) => ctl.fail(spawn_err("decode dispatcher thread")(e)),
+        }
+        match thread::Builder::new()
+            .name("ethetl-plan".into())
+            .spawn_scoped(s, {
+                let ctl = &ctl;
+                move || planner_thread(plan, job_tx, retry_rx, credit_rx, window, ctl)
+            }) {
+            Ok(h) => handles.push(("planner", h)),
+            Err(e) => ctl.fail(spawn_err("planner thread")(e)),
+        }
+        for (name, h) in handles {
+            if h.join().is_err() {
+                ctl.fail(RunError::Panic(name.into()));
+            }
+        }
+        sink_handle
+            .join()
+            .map_err(|_| RunError::Panic("sink".into()))
+    });
+    // The I/O threads. After an abort, one may still be inside a request; give them a moment,
+    // then leave the rest to end on their own (they hold nothing the caller needs).
+    let grace = Instant::now() + Duration::from_millis(500);
+    for h in io_handles {
+        if ctl.aborted() {
+            while !h.is_finished() && Instant::now() < grace {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if !h.is_finished() {
+                continue;
+            }
+        }
+        if h.join().is_err() {
+            ctl.fail(RunError::Panic("I/O".into()));
+        }
+    }
+    progress.finish();
+
+    if let Some(e) = ctl.take_error() {
+        return Err(e);
+    }
+    let outcome = outcome?;
+    report.absorb_totals(&outcome.totals);
+    report.requests = counters.requests.load(Ordering::Relaxed);
+    report.retries = counters.retries.load(Ordering::Relaxed);
+    report.rpc_bytes = counters.http_bytes.load(Ordering::Relaxed);
+    report.elapsed_secs = progress.started().elapsed().as_secs_f64();
+    if outcome.checkpoint.is_some() {
+        report.checkpoint = outcome.checkpoint;
+    }
+    let complete = outcome.written_blocks == range.len() && outcome.checkpoint == Some(range.end);
+    if !complete {
+        if ctl.stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+        } else {
+            return Err(RunError::Incomplete {
+                written: outcome.written_blocks,
+                total: range.len(),
+            });
+        }
+    }
+    Ok(report)
+}
+
+impl RunReport {
+    fn absorb_totals(&mut self, t: &RunReport) {
+        self.blocks += t.blocks;
+        self.transactions += t.transactions;
+        self.logs += t.logs;
+        self.token_transfers += t.token_transfers;
+        self.receipts += t.receipts;
+        self.malformed_transfers += t.malformed_transfers;
+    }
+}
+
+/// What the sink thread borrows.
+struct SinkShared<'a> {
+    checkpoint: Option<&'a Path>,
+    progress: &'a Progress,
+    ctl: &'a Control,
+}
+
+/// What the sink thread hands back.
+#[derive(Default)]
+struct SinkOutcome {
+    /// Row counters (only the count fields are used).
+    totals: RunReport,
+    written_blocks: u64,
+    /// Last block of the contiguous durable prefix, if any batch became durable.
+    checkpoint: Option<u64>,
+}
+
+/// The one sink thread: reorders by `seq`, writes in order, returns a credit per batch
+/// written, polls for durable `seq`s, moves and stores the checkpoint. Ends when `decoded`
+/// closes (then finishes the sink) or on abort (then leaves the sink unfinished). Drops
+/// `credits` on return, which ends the planner.
+fn sink_thread(
+    mut sink: Box<dyn Sink>,
+    decoded: Receiver<DecodedBatch>,
+    credits: Sender<()>,
+    sh: &SinkShared<'_>,
+) -> SinkOutcome {
+    let mut out = SinkOutcome::default();
+    let mut reorder: BTreeMap<u64, DecodedBatch> = BTreeMap::new();
+    let mut next_write = 0u64;
+    // Last block of each written `seq` not yet below the watermark.
+    let mut ends: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut watermark = Watermark::default();
+    let mut durable = Vec::new();
+    let mut stored: Option<u64> = None;
+    let mut last_store = Instant::now();
+    let mut input_open = true;
+
+    let fail = |during: String, source: SinkError| {
+        sh.ctl.fail(RunError::Sink { during, source });
+    };
+    // Moves the watermark over newly durable seqs; returns the checkpoint block.
+    let advance = |durable: &mut Vec<u64>,
+                   watermark: &mut Watermark,
+                   ends: &mut BTreeMap<u64, u64>,
+                   cp: &mut Option<u64>| {
+        let mut grew = false;
+        for s in durable.drain(..) {
+            grew |= watermark.ack(s);
+        }
+        if grew {
+            if let Some(last) = watermark.last() {
+                if let Some(end) = ends.get(&last) {
+                    *cp = Some(*end);
+                }
+                let keep = ends.split_off(&(last + 1));
+                *ends = keep;
+            }
+        }
+    };
+    let store = |cp: Option<u64>, stored: &mut Option<u64>| -> bool {
+        let (Some(path), Some(block)) = (sh.checkpoint, cp) else {
+            return true;
+        };
+        if *stored == Some(block) {
+            return true;
+        }
+        match checkpoint::write_checkpoint(path, block) {
+            Ok(()) => {
+                *stored = Some(block);
+                true
+            }
+            Err(e) => {
+                sh.ctl.fail(e.into());
+                false
+            }
+        }
+    };
+
+    while input_open {
+        select! {
+            recv(decoded) -> m => match m {
+                Ok(b) => { reorder.insert(b.seq, b); }
+                Err(_) => input_open = false,
+            },
+            default(TICK) => {}
+        }
+        if sh.ctl.aborted() {
+            store(out.checkpoint, &mut stored);
+            return out;
+        }
+        // Take whatever else is ready without waiting.
+        while input_open {
+            match decoded.try_recv() {
+                Ok(b) => {
+                    reorder.insert(b.seq, b);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => input_open = false,
+            }
+        }
+        while let Some(b) = reorder.remove(&next_write) {
+            let (start, end) = (b.start, b.end);
+            ends.insert(b.seq, end);
+            out.totals.absorb(&b.counts);
+            out.written_blocks += end - start + 1;
+            if let Err(e) = sink.write(b) {
+                fail(format!("writing blocks {start}..={end}"), e);
+                store(out.checkpoint, &mut stored);
+                return out;
+            }
+            next_write += 1;
+            let _ = credits.send(());
+        }
+        if let Err(e) = sink.poll(Duration::ZERO, &mut durable) {
+            fail("waiting for acknowledgements".into(), e);
+            store(out.checkpoint, &mut stored);
+            return out;
+        }
+        advance(&mut durable, &mut watermark, &mut ends, &mut out.checkpoint);
+        if last_store.elapsed() >= CHECKPOINT_EVERY {
+            if !store(out.checkpoint, &mut stored) {
+                return out;
+            }
+            last_store = Instant::now();
+        }
+        sh.progress.update(
+            out.written_blocks,
+            &blocks_counts(&out.totals),
+            out.checkpoint,
+        );
+    }
+    // Input closed: every stage upstream has finished. Batches left in `reorder` sit after a
+    // gap (the run was stopped) and are not written.
+    if let Err(e) = sink.finish(&mut durable) {
+        fail("finishing the output".into(), e);
+        store(out.checkpoint, &mut stored);
+        return out;
+    }
+    advance(&mut durable, &mut watermark, &mut ends, &mut out.checkpoint);
+    store(out.checkpoint, &mut stored);
+    sh.progress.update(
+        out.written_blocks,
+        &blocks_counts(&out.totals),
+        out.checkpoint,
+    );
+    out
+}
+
+fn blocks_counts(r: &RunReport) -> crate::pipeline::msg::BatchCounts {
+    crate::pipeline::msg::BatchCounts {
+        blocks: r.blocks,
+        transactions: r.transactions,
+        logs: r.logs,
+        token_transfers: r.token_transfers,
+        receipts: r.receipts,
+        malformed_transfers: r.malformed_transfers,
+        rpc_bytes: 0,
+    }
+}
