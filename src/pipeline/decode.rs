@@ -5,7 +5,7 @@
 //! batches go on to the sink thread through the bounded `decoded` channel; answers the decoder
 //! calls retryable go back to the planner, other failures stop the run.
 
-use crate::decode::{decode_batch, DecodeError, DecodeOptions};
+use crate::decode::{DecodeError, DecodeOptions};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{Retry, TICK};
 use crate::pipeline::run::{error_chain, Control, RunError};
@@ -25,7 +25,11 @@ enum DecodeFailure {
     Panic(String),
 }
 
+/// The decode function (always [`crate::decode::decode_batch`] outside of tests).
+pub(crate) type DecodeFn = fn(&RawBatch, &DecodeOptions) -> Result<DecodedBatch, DecodeError>;
+
 pub(crate) struct DecodeShared<'a> {
+    pub decode: DecodeFn,
     pub opts: DecodeOptions,
     pub max_retries: u32,
     pub max_in_flight: usize,
@@ -65,10 +69,10 @@ pub(crate) fn dispatcher_thread(
                 Ok(batch) => {
                     in_flight += 1;
                     let tx = done_tx.clone();
-                    let opts = sh.opts;
+                    let (opts, decode) = (sh.opts, sh.decode);
                     pool.spawn(move || {
                         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            decode_batch(&batch, &opts)
+                            decode(&batch, &opts)
                         }));
                         let outcome = match outcome {
                             Ok(Ok(b)) => Ok(b),

@@ -22,7 +22,7 @@
 use crate::checkpoint::{self, CheckpointError, Watermark};
 use crate::config::{BlockRange, ExportConfig, Output};
 use crate::decode::{DecodeError, DecodeOptions};
-use crate::pipeline::decode::{dispatcher_thread, DecodeShared};
+use crate::pipeline::decode::{dispatcher_thread, DecodeFn, DecodeShared};
 use crate::pipeline::fetch::{io_thread, FetchShared};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
@@ -248,6 +248,18 @@ pub fn run_export_with(
     sink: Box<dyn Sink>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunReport, RunError> {
+    run_with_decoder(config, resume, sink, stop, crate::decode::decode_batch)
+}
+
+/// [`run_export_with`] with the decode function as a parameter (tests of the pipeline itself
+/// use a trivial one).
+pub(crate) fn run_with_decoder(
+    config: &ExportConfig,
+    resume: &Resume,
+    sink: Box<dyn Sink>,
+    stop: Arc<AtomicBool>,
+    decode_fn: DecodeFn,
+) -> Result<RunReport, RunError> {
     let range = resume.range;
     let mut report = RunReport {
         first_block: range.start,
@@ -289,6 +301,7 @@ pub fn run_export_with(
         ctl: Arc::clone(&ctl),
     });
     let decode = DecodeShared {
+        decode: decode_fn,
         opts: DecodeOptions {
             entities: config.entities,
             format: config.format,
@@ -589,5 +602,465 @@ fn blocks_counts(r: &RunReport) -> crate::pipeline::msg::BatchCounts {
         receipts: r.receipts,
         malformed_transfers: r.malformed_transfers,
         rpc_bytes: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline's own behaviour (order, retries, bounds, stop, failure) against a scripted
+    //! local node, with a trivial decoder that emits one row `"<block>\n"` per block.
+    use super::*;
+    use crate::pipeline::msg::{BatchCounts, Entity, RowBuf, RowFormat};
+    use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+    use std::sync::atomic::AtomicUsize;
+
+    /// What the scripted node does with request number `i` (0-based) for blocks `first..`.
+    #[derive(Clone, Copy, Debug)]
+    enum Act {
+        Answer,
+        DelayMs(u64),
+        Status(u16),
+        NullBlock,
+    }
+
+    struct Node {
+        port: u16,
+        requests: Arc<AtomicUsize>,
+        receipts_calls: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        handles: Vec<thread::JoinHandle<()>>,
+    }
+
+    impl Node {
+        fn start(script: impl Fn(usize, u64) -> Act + Send + Sync + 'static) -> Node {
+            let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+            let port = server.server_addr().to_ip().unwrap().port();
+            let requests = Arc::new(AtomicUsize::new(0));
+            let receipts_calls = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let script = Arc::new(script);
+            let handles = (0..4)
+                .map(|_| {
+                    let (server, requests, receipts_calls, stop, script) = (
+                        Arc::clone(&server),
+                        Arc::clone(&requests),
+                        Arc::clone(&receipts_calls),
+                        Arc::clone(&stop),
+                        Arc::clone(&script),
+                    );
+                    thread::spawn(move || {
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                            let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(20))
+                            else {
+                                continue;
+                            };
+                            let mut body = Vec::new();
+                            let _ = req.as_reader().read_to_end(&mut body);
+                            let calls: sonic_rs::Value = sonic_rs::from_slice(&body).unwrap();
+                            let i = requests.fetch_add(1, Ordering::SeqCst);
+                            let first = block_of(&calls.as_array().unwrap()[0]);
+                            let act = script(i, first);
+                            if let Act::DelayMs(ms) = act {
+                                thread::sleep(Duration::from_millis(ms));
+                            }
+                            if let Act::Status(code) = act {
+                                let _ = req.respond(
+                                    tiny_http::Response::from_string("busy").with_status_code(code),
+                                );
+                                continue;
+                            }
+                            let mut out = Vec::new();
+                            for c in calls.as_array().unwrap().iter() {
+                                let id = c["id"].as_u64().unwrap();
+                                let n = block_of(c);
+                                let result = if c["method"].as_str() == Some("eth_getBlockReceipts")
+                                {
+                                    receipts_calls.fetch_add(1, Ordering::SeqCst);
+                                    "[]".to_string()
+                                } else if matches!(act, Act::NullBlock) {
+                                    "null".to_string()
+                                } else {
+                                    format!("{{\"number\":\"0x{n:x}\"}}")
+                                };
+                                out.push(format!(
+                                    "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}"
+                                ));
+                            }
+                            let _ = req.respond(tiny_http::Response::from_string(format!(
+                                "[{}]",
+                                out.join(",")
+                            )));
+                        }
+                    })
+                })
+                .collect();
+            Node {
+                port,
+                requests,
+                receipts_calls,
+                stop,
+                handles,
+            }
+        }
+
+        fn url(&self) -> String {
+            format!("http://127.0.0.1:{}/", self.port)
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            for h in self.handles.drain(..) {
+                let _ = h.join();
+            }
+        }
+    }
+
+    fn block_of(call: &sonic_rs::Value) -> u64 {
+        let hex = call["params"][0].as_str().unwrap();
+        u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap()
+    }
+
+    /// One row `"<n>\n"` per block, after checking the node answered every block by id.
+    fn fake_decode(raw: &RawBatch, opts: &DecodeOptions) -> Result<DecodedBatch, DecodeError> {
+        let v: sonic_rs::Value = sonic_rs::from_slice(&raw.body).map_err(|_| DecodeError::Todo)?;
+        let mut rows: [RowBuf; crate::pipeline::msg::Entity::COUNT] = Default::default();
+        let answers = v.as_array().ok_or(DecodeError::Todo)?;
+        for n in raw.job.start..=raw.job.end {
+            let id = crate::rpc::batch::call_id(&raw.job, crate::rpc::batch::Call::Block(n));
+            let a = answers
+                .iter()
+                .find(|a| a["id"].as_u64() == Some(id))
+                .ok_or(DecodeError::Todo)?;
+            let got = a["result"]["number"].as_str().ok_or(DecodeError::Todo)?;
+            if got != format!("0x{n:x}") {
+                return Err(DecodeError::Todo);
+            }
+            let buf = &mut rows[Entity::Blocks as usize];
+            buf.data.extend_from_slice(format!("{n}\n").as_bytes());
+            buf.finish_row(n);
+        }
+        Ok(DecodedBatch {
+            seq: raw.job.seq,
+            start: raw.job.start,
+            end: raw.job.end,
+            format: opts.format,
+            blocks: Vec::new(),
+            rows,
+            counts: BatchCounts {
+                blocks: raw.job.block_count(),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Records what it is given; acknowledges in bursts of three, newest first, to exercise
+    /// the watermark; can fail, stall or raise a stop flag at a given seq.
+    #[derive(Default, Clone)]
+    struct Recorder {
+        written: Arc<Mutex<Vec<(u64, u64, u64)>>>,
+        rows: Arc<Mutex<Vec<u8>>>,
+        pending: Vec<u64>,
+        fail_at: Option<u64>,
+        stall_at: Option<(u64, Arc<AtomicBool>)>,
+        stop_at: Option<(u64, Arc<AtomicBool>)>,
+    }
+
+    impl Sink for Recorder {
+        fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
+            if self.fail_at == Some(batch.seq) {
+                return Err(SinkError::Other(format!("disk full at seq {}", batch.seq)));
+            }
+            if let Some((seq, release)) = &self.stall_at {
+                if *seq == batch.seq {
+                    let t = Instant::now();
+                    while !release.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(20) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            if let Some((seq, stop)) = &self.stop_at {
+                if *seq == batch.seq {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            self.written
+                .lock()
+                .unwrap()
+                .push((batch.seq, batch.start, batch.end));
+            self.rows
+                .lock()
+                .unwrap()
+                .extend_from_slice(&batch.rows(Entity::Blocks).data);
+            self.pending.push(batch.seq);
+            Ok(())
+        }
+
+        fn poll(&mut self, _: Duration, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+            if self.pending.len() >= 3 {
+                durable.extend(self.pending.drain(..).rev());
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+            durable.extend(self.pending.drain(..).rev());
+            Ok(())
+        }
+    }
+
+    fn config(node: &Node, start: u64, end: u64) -> ExportConfig {
+        let mut c = ExportConfig::new(&node.url(), BlockRange { start, end }).unwrap();
+        c.entities = crate::pipeline::msg::EntitySet::of(&[Entity::Blocks]);
+        c.format = RowFormat::Json;
+        c.batch_size = 7;
+        c.chunk_size = 50;
+        c.io_threads = 4;
+        c.cpu_threads = 2;
+        c.max_retries = 0;
+        c.timeout = Duration::from_secs(10);
+        c
+    }
+
+    fn run(c: &ExportConfig, sink: Recorder, stop: Arc<AtomicBool>) -> Result<RunReport, RunError> {
+        let resume = Resume::load(c)?;
+        run_with_decoder(c, &resume, Box::new(sink), stop, fake_decode)
+    }
+
+    fn expected_rows(start: u64, end: u64) -> Vec<u8> {
+        (start..=end)
+            .flat_map(|n| format!("{n}\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn writes_every_block_in_order_despite_reordering() {
+        // Requests finish out of order: every third one is slow.
+        let node = Node::start(|i, _| {
+            if i % 3 == 0 {
+                Act::DelayMs(30)
+            } else {
+                Act::Answer
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(&node, 1000, 1499);
+        c.checkpoint = Some(dir.path().join("cp.txt"));
+        let rec = Recorder::default();
+        let report = run(&c, rec.clone(), Arc::default()).unwrap();
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(1000, 1499));
+        let written = rec.written.lock().unwrap().clone();
+        for (i, w) in written.iter().enumerate() {
+            assert_eq!(w.0, i as u64, "seq order");
+        }
+        assert_eq!(report.blocks, 500);
+        assert_eq!(report.checkpoint, Some(1499));
+        assert!(!report.interrupted);
+        assert_eq!(
+            report.requests as usize,
+            node.requests.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cp.txt")).unwrap(),
+            "1499\n"
+        );
+        // blocks only: no receipts were asked for
+        assert_eq!(node.receipts_calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn receipts_requested_when_needed() {
+        let node = Node::start(|_, _| Act::Answer);
+        let mut c = config(&node, 0, 9);
+        c.entities = crate::pipeline::msg::EntitySet::of(&[Entity::Blocks, Entity::Logs]);
+        run(&c, Recorder::default(), Arc::default()).unwrap();
+        assert_eq!(node.receipts_calls.load(Ordering::SeqCst), 10);
+    }
+
+    #[test]
+    fn retries_transient_http_errors() {
+        // The first two requests for block 21's batch get 503, then it works.
+        let fails = Arc::new(AtomicUsize::new(0));
+        let f = Arc::clone(&fails);
+        let node = Node::start(move |_, first| {
+            if first == 21 && f.fetch_add(1, Ordering::SeqCst) < 2 {
+                Act::Status(503)
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 2;
+        let rec = Recorder::default();
+        let report = run(&c, rec.clone(), Arc::default()).unwrap();
+        assert_eq!(report.retries, 2);
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(0, 99));
+    }
+
+    #[test]
+    fn gives_up_after_max_retries_with_a_clear_error() {
+        let node = Node::start(|_, first| {
+            if first == 21 {
+                Act::Status(502)
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 1;
+        let t = Instant::now();
+        let e = run(&c, Recorder::default(), Arc::default()).unwrap_err();
+        let msg = error_chain(&e);
+        assert!(msg.contains("giving up after 2 attempt(s)"), "{msg}");
+        assert!(
+            msg.contains("blocks 21..=27 (eth_getBlockByNumber)"),
+            "{msg}"
+        );
+        assert!(msg.contains("HTTP 502"), "{msg}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn decode_failure_stops_the_run() {
+        let node = Node::start(|_, first| {
+            if first == 14 {
+                Act::NullBlock
+            } else {
+                Act::Answer
+            }
+        });
+        let c = config(&node, 0, 999);
+        let rec = Recorder::default();
+        let e = run(&c, rec.clone(), Arc::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RunError::Decode {
+                    start: 14,
+                    end: 20,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // nothing at or after the bad batch was written
+        assert!(rec.written.lock().unwrap().iter().all(|w| w.2 < 14));
+    }
+
+    #[test]
+    fn sink_failure_stops_the_run() {
+        let node = Node::start(|_, _| Act::Answer);
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(&node, 0, 9999);
+        c.checkpoint = Some(dir.path().join("cp"));
+        let rec = Recorder {
+            fail_at: Some(10),
+            ..Default::default()
+        };
+        let e = run(&c, rec.clone(), Arc::default()).unwrap_err();
+        let msg = error_chain(&e);
+        // seq 10 is blocks 64..=70 (batches of 7 cut at the 50-block chunk boundaries)
+        assert!(
+            msg.contains("writing blocks 64..=70") && msg.contains("disk full"),
+            "{msg}"
+        );
+        // the checkpoint never passes what was acknowledged (acks come in bursts of three, so
+        // at most seqs 0..=8, which end at block 56) and sits at the end of a batch
+        let cp: u64 = std::fs::read_to_string(dir.path().join("cp"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(cp <= 56, "{cp}");
+        assert!(
+            rec.written.lock().unwrap().iter().any(|w| w.2 == cp),
+            "{cp}"
+        );
+        assert!(node.requests.load(Ordering::SeqCst) < 200);
+    }
+
+    #[test]
+    fn outstanding_jobs_are_bounded_by_the_window() {
+        let node = Node::start(|_, _| Act::Answer);
+        let release = Arc::new(AtomicBool::new(false));
+        let mut c = config(&node, 0, 99_999);
+        c.batch_size = 1;
+        c.window = 10;
+        let rec = Recorder {
+            stall_at: Some((0, Arc::clone(&release))),
+            ..Default::default()
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, stop2) = (c.clone(), Arc::clone(&stop));
+        let h = thread::spawn(move || run(&c2, rec, stop2));
+        thread::sleep(Duration::from_millis(400));
+        let seen = node.requests.load(Ordering::SeqCst);
+        assert!(
+            (1..=10).contains(&seen),
+            "{seen} requests while the sink was stalled"
+        );
+        stop.store(true, Ordering::SeqCst);
+        release.store(true, Ordering::SeqCst);
+        let report = h.join().unwrap().unwrap();
+        assert!(report.interrupted);
+    }
+
+    #[test]
+    fn stop_ends_cleanly_with_a_contiguous_checkpoint() {
+        let node = Node::start(|_, _| Act::Answer);
+        let dir = tempfile::tempdir().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut c = config(&node, 0, 99_999);
+        c.checkpoint = Some(dir.path().join("cp"));
+        let rec = Recorder {
+            stop_at: Some((20, Arc::clone(&stop))),
+            ..Default::default()
+        };
+        let report = run(&c, rec.clone(), Arc::clone(&stop)).unwrap();
+        assert!(report.interrupted);
+        let written = rec.written.lock().unwrap().clone();
+        let last = written.last().unwrap().2;
+        assert_eq!(report.checkpoint, Some(last));
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(0, last));
+        let cp = std::fs::read_to_string(dir.path().join("cp")).unwrap();
+        assert_eq!(cp.trim(), last.to_string());
+        // far fewer requests than the range needs
+        assert!(node.requests.load(Ordering::SeqCst) < 200);
+
+        // Resuming continues after the checkpoint.
+        let mut c2 = config(&node, 0, last + 30);
+        c2.checkpoint = c.checkpoint.clone();
+        let rec2 = Recorder::default();
+        let report2 = run(&c2, rec2.clone(), Arc::default()).unwrap();
+        assert_eq!(report2.first_block, last + 1);
+        assert_eq!(
+            *rec2.rows.lock().unwrap(),
+            expected_rows(last + 1, last + 30)
+        );
+    }
+
+    #[test]
+    fn checkpoint_outside_the_range_is_refused() {
+        let node = Node::start(|_, _| Act::Answer);
+        let dir = tempfile::tempdir().unwrap();
+        let cp = dir.path().join("cp");
+        let mut c = config(&node, 100, 199);
+        c.checkpoint = Some(cp.clone());
+        for (block, ok) in [
+            (98, false),
+            (99, true),
+            (150, true),
+            (199, true),
+            (200, false),
+        ] {
+            std::fs::write(&cp, format!("{block}\n")).unwrap();
+            assert_eq!(Resume::load(&c).is_ok(), ok, "{block}");
+        }
+        std::fs::write(&cp, "199\n").unwrap();
+        assert!(Resume::load(&c).unwrap().is_done());
+        c.checkpoint = Some(dir.path().join("missing-dir/cp"));
+        assert!(matches!(Resume::load(&c), Err(RunError::Checkpoint(_))));
     }
 }

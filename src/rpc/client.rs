@@ -276,12 +276,15 @@ mod tests {
         )
     }
 
+    /// Request bodies and headers a test server saw.
+    type Seen = Vec<(Vec<u8>, Vec<String>)>;
+
     /// Serves `n` requests with `reply(request body) -> (status, body)` and returns the
     /// request bodies and headers it saw.
     fn serve(
         n: usize,
         reply: impl Fn(&[u8]) -> (u16, Vec<u8>) + Send + 'static,
-    ) -> (u16, std::thread::JoinHandle<Vec<(Vec<u8>, Vec<String>)>>) {
+    ) -> (u16, std::thread::JoinHandle<Seen>) {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let h = std::thread::spawn(move || {
