@@ -104,7 +104,7 @@ pub(crate) fn dispatcher_thread(
                         let attempt = job.attempt + 1;
                         let wait = backoff(attempt, job.seq);
                         sh.progress.warn(&format!(
-                            "blocks {}..={} from {}: {} (attempt {attempt} of {}); retrying in {:.1} s",
+                            "blocks {}..={} from {}: {} (attempt {attempt} of {} failed; retrying in {:.1} s)",
                             job.start,
                             job.end,
                             sh.endpoints.get(endpoint).map(String::as_str).unwrap_or("?"),

@@ -74,7 +74,7 @@ pub(crate) fn io_thread(
                 let attempt = job.attempt + 1;
                 let wait = backoff(attempt, job.seq);
                 sh.progress.warn(&format!(
-                    "{} (attempt {attempt} of {}); retrying in {:.1} s",
+                    "{} (attempt {attempt} of {} failed; retrying in {:.1} s)",
                     error_chain(&e),
                     sh.max_retries + 1,
                     wait.as_secs_f64()
