@@ -87,6 +87,10 @@ pub struct FileSink {
     opts: FileSinkOptions,
     open: Option<OpenChunk>,
     durable: Vec<u64>,
+    /// With `overwrite`: existing files inside the range under other names (an earlier run
+    /// with another chunk size, or one that was interrupted). Each is removed once the blocks
+    /// it covers have been written anew, so no block ends up in two files.
+    stale: Vec<(BlockRange, PathBuf)>,
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -99,12 +103,10 @@ impl FileSink {
     /// of the range (unless `overwrite`).
     pub fn open(opts: FileSinkOptions) -> Result<FileSink, SinkError> {
         let ext = extension(opts.format);
+        let mut stale = Vec::new();
         for entity in opts.entities.iter() {
             let dir = opts.dir.join(entity.name());
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-            if opts.overwrite {
-                continue;
-            }
             let mut names: Vec<String> = fs::read_dir(&dir)
                 .map_err(io_err("list directory", &dir))?
                 .filter_map(|e| e.ok())
@@ -113,7 +115,12 @@ impl FileSink {
             names.sort();
             for name in names {
                 if let Some(r) = parse_name(&name, ext) {
-                    if r.start <= opts.range.end && r.end >= opts.range.start {
+                    if opts.overwrite && r.start >= opts.range.start && r.end <= opts.range.end {
+                        stale.push((r, dir.join(&name)));
+                    } else if !opts.overwrite
+                        && r.start <= opts.range.end
+                        && r.end >= opts.range.start
+                    {
                         return Err(SinkError::Other(format!(
                             "output file {} already exists and covers blocks {}..={} of the \
                              requested range; pass --overwrite to replace it (or --checkpoint \
@@ -130,6 +137,7 @@ impl FileSink {
             opts,
             open: None,
             durable: Vec::new(),
+            stale,
         })
     }
 
@@ -177,6 +185,20 @@ impl FileSink {
                 )));
             }
             fs::rename(&f.tmp, &dest).map_err(io_err("rename to final name", &dest))?;
+        }
+        // Stale files now wholly rewritten (never one just written: same name, replaced).
+        let done = self.opts.range.start..=last;
+        let mut i = 0;
+        while i < self.stale.len() {
+            let (r, path) = &self.stale[i];
+            if done.contains(&r.start) && done.contains(&r.end) {
+                if path.file_name().map(|n| n.to_string_lossy()) != Some(name.as_str().into()) {
+                    fs::remove_file(path).map_err(io_err("remove replaced file", path))?;
+                }
+                self.stale.swap_remove(i);
+            } else {
+                i += 1;
+            }
         }
         for f in &chunk.files {
             crate::checkpoint::sync_dir(&f.dir).map_err(io_err("fsync directory", &f.dir))?;
@@ -371,9 +393,21 @@ mod tests {
         );
         // a range after them is fine
         assert!(FileSink::open(opts(tmp.path(), BlockRange { start: 14, end: 24 })).is_ok());
-        let mut o = opts(tmp.path(), range);
+        // --overwrite: the partial 10-13 file goes once 10-19 is written anew
+        let mut o = opts(tmp.path(), BlockRange { start: 10, end: 24 });
         o.overwrite = true;
-        assert!(FileSink::open(o).is_ok());
+        let mut s = FileSink::open(o).unwrap();
+        s.write(batch(0, 10, 19)).unwrap();
+        s.write(batch(1, 20, 24)).unwrap();
+        s.finish(&mut durable).unwrap();
+        assert_eq!(
+            listing(&tmp.path().join("blocks")),
+            vec![
+                "0000000005-0000000009.jsonl",
+                "0000000010-0000000019.jsonl",
+                "0000000020-0000000024.jsonl"
+            ]
+        );
     }
 
     #[test]
