@@ -447,14 +447,17 @@ fn bad_answer(body: &'static str, needles: &[&str]) -> String {
 
 #[test]
 fn non_json_response() {
-    bad_answer("<html>hello</html>", &["blocks 18000000..=18000000"]);
+    bad_answer(
+        "<html>hello</html>",
+        &["blocks 18000000..=18000000", "not valid JSON"],
+    );
 }
 
 #[test]
 fn truncated_json_response() {
     bad_answer(
         r#"[{"jsonrpc":"2.0","id":0,"result":{"number":"0x112a880","hash":"0x"#,
-        &["blocks 18000000..=18000000"],
+        &["blocks 18000000..=18000000", "not valid JSON"],
     );
 }
 
@@ -462,7 +465,7 @@ fn truncated_json_response() {
 fn json_rpc_error_object() {
     bad_answer(
         r#"[{"jsonrpc":"2.0","id":0,"error":{"code":-32000,"message":"header not found"}},{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"header not found"}}]"#,
-        &["blocks 18000000..=18000000"],
+        &["block 18000000", "-32000", "header not found"],
     );
 }
 
@@ -470,7 +473,7 @@ fn json_rpc_error_object() {
 fn block_the_node_does_not_have() {
     bad_answer(
         r#"[{"jsonrpc":"2.0","id":0,"result":null},{"jsonrpc":"2.0","id":1,"result":null}]"#,
-        &["blocks 18000000..=18000000"],
+        &["block 18000000", "eth_getBlockByNumber", "null"],
     );
 }
 

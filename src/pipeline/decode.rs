@@ -125,7 +125,7 @@ pub(crate) fn dispatcher_thread(
                                 end: job.end,
                                 endpoint,
                                 attempts: job.attempt + 1,
-                                source,
+                                source: Box::new(source),
                             },
                             DecodeFailure::Panic(msg) => RunError::DecodePanic {
                                 start: job.start,

@@ -54,14 +54,15 @@ pub enum RunError {
         #[source]
         source: RpcError,
     },
-    #[error("blocks {start}..={end} from {endpoint}: bad answer (attempt {attempts})")]
+    /// The decode error names the block (and call) it is about.
+    #[error("bad answer from {endpoint} (attempt {attempts})")]
     Decode {
         start: u64,
         end: u64,
         endpoint: String,
         attempts: u32,
         #[source]
-        source: DecodeError,
+        source: Box<DecodeError>,
     },
     #[error("decoding blocks {start}..={end} panicked: {message}")]
     DecodePanic {
@@ -103,12 +104,17 @@ pub enum RunError {
     Incomplete { written: u64, total: u64 },
 }
 
-/// `e` and its sources as one line: `outer: cause: cause`.
+/// `e` and its sources as one line: `outer: cause: cause`. Causes whose message spans several
+/// lines (a JSON parser quoting the input, say) contribute their first line.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
+    let first_line = |e: &dyn std::error::Error| {
+        let text = e.to_string();
+        text.lines().next().unwrap_or("").trim_end().to_string()
+    };
+    let mut s = first_line(e);
     let mut src = e.source();
     while let Some(c) = src {
-        let part = c.to_string();
+        let part = first_line(c);
         if !part.is_empty() && !s.ends_with(&part) {
             s.push_str(": ");
             s.push_str(&part);
@@ -621,6 +627,8 @@ mod tests {
         DelayMs(u64),
         Status(u16),
         NullBlock,
+        /// `"number"` as a JSON number: a shape no retry fixes.
+        BadShape,
     }
 
     struct Node {
@@ -680,6 +688,8 @@ mod tests {
                                     "[]".to_string()
                                 } else if matches!(act, Act::NullBlock) {
                                     "null".to_string()
+                                } else if matches!(act, Act::BadShape) {
+                                    format!("{{\"number\":{n}}}")
                                 } else {
                                     format!("{{\"number\":\"0x{n:x}\"}}")
                                 };
@@ -725,18 +735,43 @@ mod tests {
 
     /// One row `"<n>\n"` per block, after checking the node answered every block by id.
     fn fake_decode(raw: &RawBatch, opts: &DecodeOptions) -> Result<DecodedBatch, DecodeError> {
-        let v: sonic_rs::Value = sonic_rs::from_slice(&raw.body).map_err(|_| DecodeError::Todo)?;
+        const METHOD: &str = "eth_getBlockByNumber";
+        let v: sonic_rs::Value =
+            sonic_rs::from_slice(&raw.body).map_err(|source| DecodeError::ResultShape {
+                block: raw.job.start,
+                method: METHOD,
+                source,
+            })?;
         let mut rows: [RowBuf; crate::pipeline::msg::Entity::COUNT] = Default::default();
-        let answers = v.as_array().ok_or(DecodeError::Todo)?;
+        let answers = v.as_array().ok_or(DecodeError::MissingAnswer {
+            block: raw.job.start,
+            method: METHOD,
+        })?;
         for n in raw.job.start..=raw.job.end {
             let id = crate::rpc::batch::call_id(&raw.job, crate::rpc::batch::Call::Block(n));
             let a = answers
                 .iter()
                 .find(|a| a["id"].as_u64() == Some(id))
-                .ok_or(DecodeError::Todo)?;
-            let got = a["result"]["number"].as_str().ok_or(DecodeError::Todo)?;
+                .ok_or(DecodeError::MissingAnswer {
+                    block: n,
+                    method: METHOD,
+                })?;
+            if a["result"].is_null() {
+                return Err(DecodeError::NullResult {
+                    block: n,
+                    method: METHOD,
+                });
+            }
+            let got = a["result"]["number"]
+                .as_str()
+                .ok_or(DecodeError::ResultKind {
+                    block: n,
+                    method: METHOD,
+                    got: "a number",
+                    expected: "a hex string",
+                })?;
             if got != format!("0x{n:x}") {
-                return Err(DecodeError::Todo);
+                return Err(DecodeError::WrongBlock { block: n, got: 0 });
             }
             let buf = &mut rows[Entity::Blocks as usize];
             buf.data.extend_from_slice(format!("{n}\n").as_bytes());
@@ -947,6 +982,52 @@ mod tests {
         );
         // nothing at or after the bad batch was written
         assert!(rec.written.lock().unwrap().iter().all(|w| w.2 < 14));
+    }
+
+    #[test]
+    fn retries_answers_the_decoder_calls_retryable() {
+        // The node does not have block 30 yet on the first two attempts.
+        let nulls = Arc::new(AtomicUsize::new(0));
+        let n = Arc::clone(&nulls);
+        let node = Node::start(move |_, first| {
+            if first == 28 && n.fetch_add(1, Ordering::SeqCst) < 2 {
+                Act::NullBlock
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 3;
+        let rec = Recorder::default();
+        let report = run(&c, rec.clone(), Arc::default()).unwrap();
+        assert_eq!(report.retries, 2);
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(0, 99));
+    }
+
+    #[test]
+    fn answers_no_retry_can_fix_fail_at_once() {
+        let node = Node::start(|_, first| {
+            if first == 28 {
+                Act::BadShape
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 5;
+        let e = run(&c, Recorder::default(), Arc::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RunError::Decode {
+                    start: 28,
+                    attempts: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(error_chain(&e).contains("block 28"), "{}", error_chain(&e));
     }
 
     #[test]
