@@ -506,6 +506,98 @@ fn oversized_requests_and_other_verbs_are_refused() {
     assert_eq!(resp.status().as_u16(), 405);
 }
 
+/// Reads one HTTP response (head + Content-Length body) from `r`.
+fn read_response(r: &mut BufReader<std::net::TcpStream>) -> (u16, Vec<u8>) {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line[9..12].parse().unwrap();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap();
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    std::io::Read::read_exact(r, &mut body).unwrap();
+    (status, body)
+}
+
+#[test]
+fn http_layer_handles_chunked_pipelined_continue_and_bad_requests() {
+    use std::io::Write;
+    let node = DevNode::start(NodeConfig::generated(GenConfig {
+        blocks: 2,
+        txs_per_block: Some(1),
+        ..Default::default()
+    }))
+    .unwrap();
+    let stream = std::net::TcpStream::connect(node.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"eth_chainId"}"#;
+    let want = br#"{"jsonrpc":"2.0","id":5,"result":"0x1"}"#;
+    // chunked body, split in two chunks with an extension and a trailer
+    let (a, b) = call.split_at(10);
+    write!(
+        w,
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut r), (200, want.to_vec()));
+    // two pipelined requests in one write, answered in order
+    let one = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    );
+    w.write_all(format!("{one}{one}").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut r), (200, want.to_vec()));
+    assert_eq!(read_response(&mut r), (200, want.to_vec()));
+    // Expect: 100-continue gets an interim response before the body is sent
+    write!(
+        w,
+        "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    )
+    .unwrap();
+    let mut interim = String::new();
+    r.read_line(&mut interim).unwrap();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    let mut blank = String::new();
+    r.read_line(&mut blank).unwrap();
+    w.write_all(call.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut r), (200, want.to_vec()));
+    // HEAD: the status head without a body
+    w.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = String::new();
+    r.read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"));
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+    }
+    // a malformed request line gets 400 and the connection closes
+    w.write_all(b"NOT HTTP\r\n\r\n").unwrap();
+    let (status, _) = read_response(&mut r);
+    assert_eq!(status, 400);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
 #[test]
 fn non_loopback_binds_are_refused() {
     let cfg = NodeConfig {

@@ -169,6 +169,8 @@ pub struct GeneratedBlock {
     pub receipt_spans: Vec<Span>,
     /// Every log of the block in `logIndex` order, with its byte range inside `receipts_json`.
     pub logs: Vec<LogMeta>,
+    /// Byte range of each transaction object inside `block_json`, in block order.
+    pub tx_spans: Vec<Span>,
 }
 
 impl GeneratedChain {
@@ -241,11 +243,11 @@ fn envelope(out: &mut Vec<u8>, id: u64, result: &[u8]) {
 
 /// Generates `cfg.blocks` blocks from `cfg.start_block` in parallel (rayon's global pool).
 pub fn generate_chain(cfg: &GenConfig) -> GeneratedChain {
-    let pools = Pools::new(cfg.seed);
+    let gen = ChainGenerator::new(cfg);
     let last = cfg.start_block.saturating_add(cfg.blocks);
     let blocks = (cfg.start_block..last)
         .into_par_iter()
-        .map(|n| generate_block(cfg, &pools, n))
+        .map(|n| gen.block(n))
         .collect();
     GeneratedChain {
         config: cfg.clone(),
@@ -259,6 +261,60 @@ pub fn block_hash(seed: u64, n: u64) -> H256 {
     rng.h256()
 }
 
+/// The hash of block `n` on fork `fork` of the chain with `seed`; fork 0 is the main chain
+/// ([`block_hash`]).
+pub fn fork_block_hash(seed: u64, fork: u64, n: u64) -> H256 {
+    if fork == 0 {
+        return block_hash(seed, n);
+    }
+    let mut rng = Rng::new(fork_seed(seed, fork), n, DOMAIN_FORK_HASH);
+    rng.h256()
+}
+
+fn fork_seed(seed: u64, fork: u64) -> u64 {
+    let mut st = fork;
+    seed ^ splitmix64(&mut st)
+}
+
+/// Generates single blocks of one chain configuration, on the main chain or on a numbered
+/// alternative fork (for reorgs). Holds the per-seed address and event pools, so generating
+/// many blocks one at a time costs no more than [`generate_chain`].
+pub struct ChainGenerator {
+    cfg: GenConfig,
+    pools: Pools,
+}
+
+impl ChainGenerator {
+    pub fn new(cfg: &GenConfig) -> Self {
+        ChainGenerator {
+            cfg: cfg.clone(),
+            pools: Pools::new(cfg.seed),
+        }
+    }
+
+    pub fn config(&self) -> &GenConfig {
+        &self.cfg
+    }
+
+    /// Block `n` of the main chain (byte-identical to [`generate_chain`]'s).
+    pub fn block(&self, n: u64) -> GeneratedBlock {
+        let parent = if n == 0 {
+            [0u8; 32]
+        } else {
+            block_hash(self.cfg.seed, n - 1)
+        };
+        generate_block(&self.cfg, &self.pools, n, 0, parent)
+    }
+
+    /// Block `n` of alternative fork `fork` (`fork > 0`; fork 0 is the main chain, but its
+    /// parent is still `parent_hash`): its hash is [`fork_block_hash`]`(seed, fork, n)`, its
+    /// transactions, receipts and logs are drawn afresh from (seed, fork, n) and its
+    /// `parentHash` is `parent_hash`, so a fork can start on any block of any other fork.
+    pub fn fork_block(&self, fork: u64, n: u64, parent_hash: H256) -> GeneratedBlock {
+        generate_block(&self.cfg, &self.pools, n, fork, parent_hash)
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // PRNG
 // ------------------------------------------------------------------------------------------------
@@ -266,6 +322,8 @@ pub fn block_hash(seed: u64, n: u64) -> H256 {
 const DOMAIN_HASH: u64 = 0x6861_7368;
 const DOMAIN_BLOCK: u64 = 0x626c_6f63;
 const DOMAIN_POOLS: u64 = 0x706f_6f6c;
+const DOMAIN_FORK_HASH: u64 = 0x666b_6873;
+const DOMAIN_FORK_BLOCK: u64 = 0x666b_626c;
 
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -1190,11 +1248,25 @@ struct Withdrawal {
     amount_gwei: u64,
 }
 
-/// Generates and renders block `n`.
-fn generate_block(cfg: &GenConfig, pools: &Pools, n: u64) -> GeneratedBlock {
+/// Generates and renders block `n` of fork `fork` (0: the main chain) with the given parent.
+fn generate_block(
+    cfg: &GenConfig,
+    pools: &Pools,
+    n: u64,
+    fork: u64,
+    parent_hash: H256,
+) -> GeneratedBlock {
     let era = cfg.era.for_block(n);
     let p = params(era);
-    let mut rng = Rng::new(cfg.seed, n, DOMAIN_BLOCK ^ ((era as u64) << 8));
+    let mut rng = if fork == 0 {
+        Rng::new(cfg.seed, n, DOMAIN_BLOCK ^ ((era as u64) << 8))
+    } else {
+        Rng::new(
+            fork_seed(cfg.seed, fork),
+            n,
+            DOMAIN_FORK_BLOCK ^ ((era as u64) << 8),
+        )
+    };
     let ntx = match cfg.txs_per_block {
         Some(t) => t as usize,
         None if rng.chance(0.005) => 0,
@@ -1232,12 +1304,8 @@ fn generate_block(cfg: &GenConfig, pools: &Pools, n: u64) -> GeneratedBlock {
     };
     let header = Header {
         number: n,
-        hash: block_hash(cfg.seed, n),
-        parent_hash: if n == 0 {
-            [0u8; 32]
-        } else {
-            block_hash(cfg.seed, n - 1)
-        },
+        hash: fork_block_hash(cfg.seed, fork, n),
+        parent_hash,
         timestamp: timestamp(n),
         base_fee,
         builder: rng.below(BUILDERS.len() as u64) as usize,
@@ -1348,6 +1416,7 @@ fn render_block(
     let est_block = 900 + txs.iter().map(|t| 760 + 2 * t.input.len()).sum::<usize>();
     let mut block_json = Vec::with_capacity(est_block + 200 * withdrawals.len());
     let mut block_hashes_json = Vec::with_capacity(900 + 70 * txs.len() + 200 * withdrawals.len());
+    let mut tx_spans = Vec::with_capacity(txs.len());
     for (out, full) in [(&mut block_json, true), (&mut block_hashes_json, false)] {
         let mut o = Obj::new(out);
         qty(o.key("baseFeePerGas"), h.base_fee);
@@ -1397,7 +1466,12 @@ fn render_block(
                 out.push(b',');
             }
             if full {
+                let start = out.len();
                 render_tx(out, cfg, h, i, tx);
+                tx_spans.push(Span {
+                    start: start as u32,
+                    end: out.len() as u32,
+                });
             } else {
                 data(out, &tx.hash);
             }
@@ -1509,6 +1583,7 @@ fn render_block(
         tx_hashes: txs.iter().map(|t| t.hash).collect(),
         receipt_spans,
         logs: logs_meta,
+        tx_spans,
     }
 }
 

@@ -1,41 +1,159 @@
 //! JSON-RPC request handling: parses a request body (single call or batch), answers each call
 //! from the [`Store`] and assembles the response from pre-rendered byte ranges without ever
-//! re-serializing a result. Errors use the codes and messages geth uses.
+//! re-serializing a result. Errors use the codes and messages geth uses, including geth's batch
+//! limits (`batch too large`, `response too large`).
 //!
-//! [`handle_body`] is the one entry point for a request body and [`handle_call`] the one for a
-//! single call: later features (fault injection, a growing chain, reorgs) hook in there.
+//! [`handle_body`] answers a body cleanly; [`handle_request`] is the server's entry point and
+//! also applies the body-level and item-level faults (see [`super::faults`]). Faults only
+//! rewrite the answer being built; the store is never modified here.
 
+use super::faults::{FaultKind, FaultRng, FaultSpec};
 use super::generate::{Addr, H256};
-use super::store::{parse_addr, parse_h256, Blob, Span, Store, TxLoc};
+use super::growth::ReorgEvent;
+use super::store::{parse_addr, parse_h256, Blob, BlockEntry, Span, Store};
 use super::UnknownBlock;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
-use std::io::Read;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
-/// Everything a request handler reads. Immutable once the node has started.
+/// Everything a request handler reads. The chain itself sits behind a lock because a growing
+/// chain reveals blocks and reorganises while requests are served.
 pub(crate) struct NodeState {
-    pub store: Store,
+    pub chain: RwLock<Store>,
     pub chain_id: u64,
     pub latest: Option<u64>,
     pub unknown_block: UnknownBlock,
     pub client_version: String,
+    /// `false`: `eth_getBlockReceipts` is answered -32601 (method not available).
+    pub block_receipts: bool,
+    /// geth's `--rpc.batch-request-limit` (0 there = unlimited; `None` here).
+    pub max_batch_calls: Option<usize>,
+    /// geth's `--rpc.batch-response-max-size`: a cap on the summed `result` bytes of a batch.
+    pub max_response_bytes: Option<usize>,
+    pub faults: FaultSpec,
+    pub fault_seed: u64,
+    pub stall: Duration,
+    pub retry_after_secs: u64,
+    pub started: Instant,
     pub counters: Counters,
+    pub reorgs: Mutex<Vec<ReorgEvent>>,
 }
 
+/// At most this many one-second buckets of request arrivals are kept (a day).
+pub(crate) const MAX_SECONDS: usize = 86_400;
+
 /// Served-traffic counters (relaxed atomics; read with [`super::DevNode::stats`]).
-#[derive(Default)]
 pub(crate) struct Counters {
     pub requests: AtomicU64,
+    /// JSON-RPC (POST) requests; the next one gets this number as its fault-schedule index.
+    pub rpc_requests: AtomicU64,
     pub calls: AtomicU64,
     pub errors: AtomicU64,
     pub bytes: AtomicU64,
+    pub faults: [AtomicU64; FaultKind::ALL.len()],
+    pub batch_too_large: AtomicU64,
+    pub response_too_large: AtomicU64,
+    /// Nanoseconds since start of the first (`u64::MAX`: none yet) and the last request.
+    pub first_request_ns: AtomicU64,
+    pub last_request_ns: AtomicU64,
+    /// Requests that arrived in each second since start.
+    pub per_second: Mutex<Vec<u64>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            requests: AtomicU64::new(0),
+            rpc_requests: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            faults: std::array::from_fn(|_| AtomicU64::new(0)),
+            batch_too_large: AtomicU64::new(0),
+            response_too_large: AtomicU64::new(0),
+            first_request_ns: AtomicU64::new(u64::MAX),
+            last_request_ns: AtomicU64::new(0),
+            per_second: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Counters {
+    pub fn fault(&self, kind: FaultKind) {
+        self.faults[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the arrival of a request `since_start` after the node started.
+    pub fn arrival(&self, since_start: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX - 1);
+        let _ = self.first_request_ns.compare_exchange(
+            u64::MAX,
+            ns,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.last_request_ns.fetch_max(ns, Ordering::Relaxed);
+        let sec = since_start.as_secs() as usize;
+        if sec < MAX_SECONDS {
+            let mut v = self.per_second.lock().unwrap_or_else(|e| e.into_inner());
+            if v.len() <= sec {
+                v.resize(sec + 1, 0);
+            }
+            v[sec] += 1;
+        }
+    }
 }
 
 impl NodeState {
-    /// `eth_blockNumber`: `--latest` or the highest known block.
-    pub fn head(&self) -> u64 {
-        self.latest.or_else(|| self.store.highest()).unwrap_or(0)
+    /// A node state with defaults around `store` (used by unit tests and as a base).
+    pub fn new(store: Store) -> NodeState {
+        NodeState {
+            chain: RwLock::new(store),
+            chain_id: 1,
+            latest: None,
+            unknown_block: UnknownBlock::Null,
+            client_version: format!("ethetl-devnode/v{}", env!("CARGO_PKG_VERSION")),
+            block_receipts: true,
+            max_batch_calls: None,
+            max_response_bytes: None,
+            faults: FaultSpec::none(),
+            fault_seed: 0,
+            stall: Duration::from_millis(3000),
+            retry_after_secs: 1,
+            started: Instant::now(),
+            counters: Counters::default(),
+            reorgs: Mutex::new(Vec::new()),
+        }
     }
+
+    /// The chain, for reading. A writer that panicked leaves consistent data behind (every
+    /// update is a sequence of complete insertions), so a poisoned lock is still read.
+    pub fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.chain.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `eth_blockNumber`: the revealed head of a growing chain, else `--latest` or the highest
+    /// known block.
+    pub fn head_of(&self, store: &Store) -> u64 {
+        if store.visible.is_some() {
+            return store.highest_visible().unwrap_or(0);
+        }
+        self.latest.or_else(|| store.highest()).unwrap_or(0)
+    }
+
+    pub fn head(&self) -> u64 {
+        self.head_of(&self.read())
+    }
+}
+
+/// What a handler reads for one request: the node and a consistent view of the chain.
+struct Cx<'a> {
+    st: &'a NodeState,
+    store: &'a Store,
+    head: u64,
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -45,6 +163,15 @@ impl NodeState {
 enum Part {
     Owned(Vec<u8>),
     Shared(Blob, Span),
+}
+
+impl Part {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Owned(v) => v,
+            Part::Shared(b, s) => &b[s.range()],
+        }
+    }
 }
 
 /// A response body: owned bytes interleaved with ranges of shared blobs. Small pieces are copied
@@ -70,12 +197,16 @@ impl Body {
             self.bytes(&blob[r]);
             return;
         }
+        self.flush_pending();
+        self.len += r.len();
+        self.parts.push(Part::Shared(blob.clone(), span));
+    }
+
+    fn flush_pending(&mut self) {
         if !self.pending.is_empty() {
             self.parts
                 .push(Part::Owned(std::mem::take(&mut self.pending)));
         }
-        self.len += r.len();
-        self.parts.push(Part::Shared(blob.clone(), span));
     }
 
     /// Total length in bytes.
@@ -88,21 +219,16 @@ impl Body {
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
         for p in &self.parts {
-            match p {
-                Part::Owned(v) => out.extend_from_slice(v),
-                Part::Shared(b, s) => out.extend_from_slice(&b[s.range()]),
-            }
+            out.extend_from_slice(p.bytes());
         }
         out.extend_from_slice(&self.pending);
         out
     }
 
     /// A reader over the body, consuming it.
+    #[cfg(test)]
     pub fn into_reader(mut self) -> BodyReader {
-        if !self.pending.is_empty() {
-            self.parts
-                .push(Part::Owned(std::mem::take(&mut self.pending)));
-        }
+        self.flush_pending();
         BodyReader {
             parts: self.parts,
             idx: 0,
@@ -111,20 +237,42 @@ impl Body {
     }
 }
 
+impl super::http::ResponseBody for Body {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write_prefix(&self, w: &mut dyn Write, mut n: usize) -> std::io::Result<()> {
+        for b in self
+            .parts
+            .iter()
+            .map(Part::bytes)
+            .chain(std::iter::once(&self.pending[..]))
+        {
+            if n == 0 {
+                break;
+            }
+            let k = n.min(b.len());
+            w.write_all(&b[..k])?;
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
 /// Reads a [`Body`] part by part.
+#[cfg(test)]
 pub(crate) struct BodyReader {
     parts: Vec<Part>,
     idx: usize,
     off: usize,
 }
 
-impl Read for BodyReader {
+#[cfg(test)]
+impl std::io::Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while let Some(p) = self.parts.get(self.idx) {
-            let src: &[u8] = match p {
-                Part::Owned(v) => v,
-                Part::Shared(b, s) => &b[s.range()],
-            };
+            let src = p.bytes();
             if self.off >= src.len() {
                 self.idx += 1;
                 self.off = 0;
@@ -165,6 +313,13 @@ fn header_not_found() -> RpcError {
     err(-32000, "header not found")
 }
 
+fn method_not_found(method: &str) -> RpcError {
+    err(
+        -32601,
+        format!("the method {method} does not exist/is not available"),
+    )
+}
+
 /// A call's result before it is put into the envelope.
 enum Answer {
     Null,
@@ -174,6 +329,25 @@ enum Answer {
     Stored(Blob, Span),
     /// A JSON array of stored values (logs).
     List(Vec<(Blob, Span)>),
+}
+
+impl Answer {
+    /// Length of the rendered `result` value (what geth's response size cap counts).
+    fn len(&self) -> usize {
+        match self {
+            Answer::Null => 4,
+            Answer::Json(v) => v.len(),
+            Answer::Stored(_, s) => s.range().len(),
+            Answer::List(items) => {
+                2 + items.iter().map(|(_, s)| s.range().len()).sum::<usize>()
+                    + items.len().saturating_sub(1)
+            }
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Answer::Null)
+    }
 }
 
 fn whole(blob: &Blob) -> Answer {
@@ -198,58 +372,180 @@ fn json_qty(n: u64) -> Answer {
     Answer::Json(v)
 }
 
+/// The stored block a call's answer came from (for item-level faults).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    None,
+    /// `eth_getBlockByNumber` / `eth_getBlockByHash`.
+    Block,
+    /// `eth_getBlockReceipts` of this block (number, entry).
+    Receipts(u64, &'a BlockEntry),
+}
+
+/// One answered call.
+struct Item<'a> {
+    id: Vec<u8>,
+    result: Result<Answer, RpcError>,
+    target: Target<'a>,
+}
+
+/// An answered request body.
+enum Reply<'a> {
+    /// A single call, or a request-level error (parse error, empty batch) with a null id.
+    One(Item<'a>),
+    Batch(Vec<Item<'a>>),
+}
+
 // ------------------------------------------------------------------------------------------------
 // Entry points
 // ------------------------------------------------------------------------------------------------
 
 const NULL_ID: &[u8] = b"null";
 
-/// Answers one HTTP request body (a single call or a batch). Batch answers keep request order.
+/// Answers one HTTP request body (a single call or a batch) without faults. Batch answers keep
+/// request order.
+#[cfg(test)]
 pub(crate) fn handle_body(st: &NodeState, body: &[u8]) -> Body {
-    let mut out = Body::default();
+    handle_request(st, body, None).0
+}
+
+/// Answers one HTTP request body, applying `fault` if it is a body-level kind
+/// (`ratelimit-rpc`, `batch-error`) or an item-level kind ([`FaultKind::is_item_level`]).
+/// Returns the body and whether the fault was applied (an item-level fault that finds nothing
+/// to act on is not).
+pub(crate) fn handle_request(
+    st: &NodeState,
+    body: &[u8],
+    fault: Option<(FaultKind, &mut FaultRng)>,
+) -> (Body, bool) {
     let value: Value = match sonic_rs::from_slice(body) {
         Ok(v) => v,
         Err(_) => {
             st.counters.errors.fetch_add(1, Ordering::Relaxed);
-            write_error(&mut out, NULL_ID, &err(-32700, "parse error"));
-            return out;
+            return (
+                render(&Reply::One(error_item(NULL_ID, err(-32700, "parse error")))),
+                false,
+            );
         }
     };
-    if let Some(batch) = value.as_array() {
-        if batch.is_empty() {
-            st.counters.errors.fetch_add(1, Ordering::Relaxed);
-            write_error(&mut out, NULL_ID, &err(-32600, "empty batch"));
-            return out;
-        }
-        out.bytes(b"[");
-        for (i, call) in batch.iter().enumerate() {
-            if i > 0 {
-                out.bytes(b",");
-            }
-            handle_call(st, call, &mut out);
-        }
-        out.bytes(b"]");
-    } else {
-        handle_call(st, &value, &mut out);
+    let batch = value.as_array();
+    // Body-level faults replace the whole answer without running the calls.
+    if let Some((kind @ (FaultKind::RateLimitRpc | FaultKind::BatchError), _)) = fault {
+        let id = match batch {
+            Some(_) => NULL_ID.to_vec(),
+            None => call_id(&value),
+        };
+        let e = if kind == FaultKind::RateLimitRpc {
+            err(-32005, "rate limit exceeded")
+        } else {
+            err(-32603, "internal error")
+        };
+        return (render(&Reply::One(error_item(&id, e))), true);
     }
-    out
+    let store = st.read();
+    let cx = Cx {
+        st,
+        head: st.head_of(&store),
+        store: &store,
+    };
+    let mut reply = match batch {
+        Some(b) => answer_batch(&cx, b),
+        None => Reply::One(answer_call(&cx, &value)),
+    };
+    let applied = match fault {
+        Some((kind, rng)) if kind.is_item_level() => apply_item_fault(&cx, kind, rng, &mut reply),
+        _ => false,
+    };
+    (render(&reply), applied)
 }
 
-/// Answers one call object and appends its response object to `out`.
-pub(crate) fn handle_call(st: &NodeState, call: &Value, out: &mut Body) {
-    st.counters.calls.fetch_add(1, Ordering::Relaxed);
-    let id: Vec<u8> = match call.get("id") {
+fn error_item<'a>(id: &[u8], e: RpcError) -> Item<'a> {
+    Item {
+        id: id.to_vec(),
+        result: Err(e),
+        target: Target::None,
+    }
+}
+
+/// The call's `id` as JSON (`null` if absent or not a string/number).
+fn call_id(call: &Value) -> Vec<u8> {
+    match call.get("id") {
         Some(id) if id.is_str() || id.is_number() || id.is_null() => {
             sonic_rs::to_vec(id).unwrap_or_else(|_| NULL_ID.to_vec())
         }
         _ => NULL_ID.to_vec(),
-    };
-    let result = check_envelope(call).and_then(|(method, params)| dispatch(st, method, params));
+    }
+}
+
+fn answer_batch<'a>(cx: &Cx<'a>, batch: &sonic_rs::Array) -> Reply<'a> {
+    let st = cx.st;
+    if batch.is_empty() {
+        st.counters.errors.fetch_add(1, Ordering::Relaxed);
+        return Reply::One(error_item(NULL_ID, err(-32600, "empty batch")));
+    }
+    if st.max_batch_calls.is_some_and(|max| batch.len() > max) {
+        // geth answers an over-long batch with a one-element array: error -32600 "batch too
+        // large" carrying the id of the first call in the batch (null if none has one).
+        st.counters.batch_too_large.fetch_add(1, Ordering::Relaxed);
+        st.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let id = batch
+            .iter()
+            .find(|c| {
+                c.get("method").is_some_and(|m| m.is_str())
+                    && c.get("id").is_some_and(|id| id.is_str() || id.is_number())
+            })
+            .map(call_id)
+            .unwrap_or_else(|| NULL_ID.to_vec());
+        return Reply::Batch(vec![error_item(&id, err(-32600, "batch too large"))]);
+    }
+    let mut items = Vec::with_capacity(batch.len());
+    let mut result_bytes = 0usize;
+    let mut too_large = false;
+    for call in batch.iter() {
+        if too_large {
+            // geth stops executing once the summed results exceed the cap and answers every
+            // remaining call with -32003 "response too large".
+            st.counters.errors.fetch_add(1, Ordering::Relaxed);
+            items.push(error_item(
+                &call_id(call),
+                err(-32003, "response too large"),
+            ));
+            continue;
+        }
+        let item = answer_call(cx, call);
+        if let (Some(max), Ok(a)) = (st.max_response_bytes, &item.result) {
+            result_bytes += a.len();
+            if result_bytes > max {
+                too_large = true;
+                st.counters
+                    .response_too_large
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        items.push(item);
+    }
+    Reply::Batch(items)
+}
+
+/// Answers one call object.
+fn answer_call<'a>(cx: &Cx<'a>, call: &Value) -> Item<'a> {
+    let st = cx.st;
+    st.counters.calls.fetch_add(1, Ordering::Relaxed);
+    let id = call_id(call);
+    let result = check_envelope(call).and_then(|(method, params)| dispatch(cx, method, params));
     match result {
-        Ok(answer) => write_result(out, &id, answer),
+        Ok((answer, target)) => Item {
+            id,
+            result: Ok(answer),
+            target,
+        },
         Err(e) => {
             st.counters.errors.fetch_add(1, Ordering::Relaxed);
-            write_error(out, &id, &e);
+            Item {
+                id,
+                result: Err(e),
+                target: Target::None,
+            }
         }
     }
 }
@@ -282,18 +578,47 @@ fn check_envelope(call: &Value) -> Result<(&str, &[Value]), RpcError> {
     Ok((method, params))
 }
 
+// ------------------------------------------------------------------------------------------------
+// Rendering
+// ------------------------------------------------------------------------------------------------
+
+fn render(reply: &Reply) -> Body {
+    let mut out = Body::default();
+    match reply {
+        Reply::One(item) => write_item(&mut out, item),
+        Reply::Batch(items) => {
+            out.bytes(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.bytes(b",");
+                }
+                write_item(&mut out, item);
+            }
+            out.bytes(b"]");
+        }
+    }
+    out
+}
+
+fn write_item(out: &mut Body, item: &Item) {
+    match &item.result {
+        Ok(a) => write_result(out, &item.id, a),
+        Err(e) => write_error(out, &item.id, e),
+    }
+}
+
 fn write_head(out: &mut Body, id: &[u8]) {
     out.bytes(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.bytes(id);
 }
 
-fn write_result(out: &mut Body, id: &[u8], answer: Answer) {
+fn write_result(out: &mut Body, id: &[u8], answer: &Answer) {
     write_head(out, id);
     out.bytes(b",\"result\":");
     match answer {
         Answer::Null => out.bytes(b"null"),
-        Answer::Json(v) => out.bytes(&v),
-        Answer::Stored(blob, span) => out.shared(&blob, span),
+        Answer::Json(v) => out.bytes(v),
+        Answer::Stored(blob, span) => out.shared(blob, *span),
         Answer::List(items) => {
             out.bytes(b"[");
             for (i, (blob, span)) in items.iter().enumerate() {
@@ -319,40 +644,176 @@ fn write_error(out: &mut Body, id: &[u8], e: &RpcError) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Item-level faults
+// ------------------------------------------------------------------------------------------------
+
+/// Applies an item-level fault to the answer; `false` if the answer has nothing it applies to.
+fn apply_item_fault(cx: &Cx, kind: FaultKind, rng: &mut FaultRng, reply: &mut Reply) -> bool {
+    if kind == FaultKind::Shuffle {
+        let Reply::Batch(items) = reply else {
+            return false;
+        };
+        let n = items.len();
+        if n < 2 {
+            return false;
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        if order.iter().enumerate().all(|(i, &j)| i == j) {
+            order.rotate_left(1);
+        }
+        let mut old: Vec<Option<Item>> = std::mem::take(items).into_iter().map(Some).collect();
+        *items = order.into_iter().filter_map(|j| old[j].take()).collect();
+        return true;
+    }
+    let items: &mut [Item] = match reply {
+        Reply::One(item) => std::slice::from_mut(item),
+        Reply::Batch(items) => items,
+    };
+    // Indices of successful, non-null answers whose target matches.
+    let pick = |items: &[Item], rng: &mut FaultRng, want: fn(&Target) -> bool| {
+        let cands: Vec<usize> = (0..items.len())
+            .filter(|&i| {
+                want(&items[i].target) && items[i].result.as_ref().is_ok_and(|a| !a.is_null())
+            })
+            .collect();
+        (!cands.is_empty()).then(|| cands[rng.below(cands.len())])
+    };
+    let is_block = |t: &Target| matches!(t, Target::Block);
+    let is_receipts = |t: &Target| matches!(t, Target::Receipts(..));
+    match kind {
+        FaultKind::ItemError => {
+            if items.is_empty() {
+                return false;
+            }
+            let i = rng.below(items.len());
+            items[i].result = Err(err(-32000, "execution aborted (timeout = 5s)"));
+            items[i].target = Target::None;
+            true
+        }
+        FaultKind::NullBlock | FaultKind::NullReceipts => {
+            let want = if kind == FaultKind::NullBlock {
+                is_block
+            } else {
+                is_receipts
+            };
+            let Some(i) = pick(items, rng, want) else {
+                return false;
+            };
+            items[i].result = Ok(Answer::Null);
+            true
+        }
+        FaultKind::ReceiptsMismatch => {
+            let cands: Vec<usize> = (0..items.len())
+                .filter(|&i| match (&items[i].target, &items[i].result) {
+                    (Target::Receipts(_, e), Ok(Answer::Stored(..))) => !e.receipt_spans.is_empty(),
+                    _ => false,
+                })
+                .collect();
+            if cands.is_empty() {
+                return false;
+            }
+            let i = cands[rng.below(cands.len())];
+            let Target::Receipts(_, entry) = items[i].target else {
+                return false;
+            };
+            let Some(blob) = &entry.receipts else {
+                return false;
+            };
+            let drop_at = rng.below(entry.receipt_spans.len());
+            let mut v = Vec::with_capacity(blob.len());
+            v.push(b'[');
+            for (j, s) in entry.receipt_spans.iter().enumerate() {
+                if j == drop_at {
+                    continue;
+                }
+                if v.len() > 1 {
+                    v.push(b',');
+                }
+                v.extend_from_slice(&blob[s.range()]);
+            }
+            v.push(b']');
+            items[i].result = Ok(Answer::Json(v));
+            true
+        }
+        FaultKind::WrongBlock => {
+            let Some(i) = pick(items, rng, is_receipts) else {
+                return false;
+            };
+            let Target::Receipts(number, entry) = items[i].target else {
+                return false;
+            };
+            let Some(other) = other_receipts(cx, number, entry) else {
+                return false;
+            };
+            items[i].result = Ok(whole(other));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Receipts of the nearest other visible block (above first, then below), preferring one with
+/// at least one receipt so the wrong `blockHash` shows.
+fn other_receipts<'a>(cx: &Cx<'a>, number: u64, entry: &BlockEntry) -> Option<&'a Blob> {
+    let this = entry.hash;
+    let usable = |e: &&BlockEntry| e.hash != this && e.receipts.is_some();
+    let mut fallback = None;
+    let above = cx.store.visible_range(number.saturating_add(1), u64::MAX);
+    let below = cx.store.visible_range(0, number.saturating_sub(1)).rev();
+    for (_, e) in above.take(64).chain(below.take(64)) {
+        if !usable(&e) {
+            continue;
+        }
+        if !e.receipt_spans.is_empty() {
+            return e.receipts.as_ref();
+        }
+        fallback = fallback.or(e.receipts.as_ref());
+    }
+    fallback
+}
+
+// ------------------------------------------------------------------------------------------------
 // Methods
 // ------------------------------------------------------------------------------------------------
 
-fn dispatch(st: &NodeState, method: &str, params: &[Value]) -> Result<Answer, RpcError> {
+fn dispatch<'a>(
+    cx: &Cx<'a>,
+    method: &str,
+    params: &[Value],
+) -> Result<(Answer, Target<'a>), RpcError> {
+    let st = cx.st;
+    let plain = |a: Answer| Ok((a, Target::None));
     match method {
         "eth_chainId" => {
             arity(params, 0, 0)?;
-            Ok(json_qty(st.chain_id))
+            plain(json_qty(st.chain_id))
         }
         "net_version" => {
             arity(params, 0, 0)?;
-            Ok(json_str(itoa::Buffer::new().format(st.chain_id)))
+            plain(json_str(itoa::Buffer::new().format(st.chain_id)))
         }
         "web3_clientVersion" => {
             arity(params, 0, 0)?;
-            Ok(json_str(&st.client_version))
+            plain(json_str(&st.client_version))
         }
         "eth_syncing" => {
             arity(params, 0, 0)?;
-            Ok(Answer::Json(b"false".to_vec()))
+            plain(Answer::Json(b"false".to_vec()))
         }
         "eth_blockNumber" => {
             arity(params, 0, 0)?;
-            Ok(json_qty(st.head()))
+            plain(json_qty(cx.head))
         }
-        "eth_getBlockByNumber" => get_block_by_number(st, params),
-        "eth_getBlockByHash" => get_block_by_hash(st, params),
-        "eth_getBlockReceipts" => get_block_receipts(st, params),
-        "eth_getTransactionReceipt" => get_transaction_receipt(st, params),
-        "eth_getLogs" => get_logs(st, params),
-        _ => Err(err(
-            -32601,
-            format!("the method {method} does not exist/is not available"),
-        )),
+        "eth_getBlockByNumber" => Ok((get_block_by_number(cx, params)?, Target::Block)),
+        "eth_getBlockByHash" => Ok((get_block_by_hash(cx, params)?, Target::Block)),
+        "eth_getBlockReceipts" if st.block_receipts => get_block_receipts(cx, params),
+        "eth_getTransactionReceipt" => plain(get_transaction_receipt(cx, params)?),
+        "eth_getTransactionByHash" => plain(get_transaction_by_hash(cx, params)?),
+        "eth_getLogs" => plain(get_logs(cx, params)?),
+        _ => Err(method_not_found(method)),
     }
 }
 
@@ -439,30 +900,29 @@ enum Need {
     Receipts,
 }
 
-/// The block number a reference stands for, among blocks that have `need`.
-fn resolve(st: &NodeState, r: BlockRef, need: Need) -> Option<u64> {
-    let has = |n: &u64| {
-        st.store.blocks.get(n).is_some_and(|e| match need {
-            Need::Block => e.full.is_some(),
-            Need::Receipts => e.receipts.is_some(),
-        })
+/// The block number a reference stands for, among visible blocks that have `need`.
+fn resolve(cx: &Cx, r: BlockRef, need: Need) -> Option<u64> {
+    let has = |e: &BlockEntry| match need {
+        Need::Block => e.full.is_some(),
+        Need::Receipts => e.receipts.is_some(),
     };
     match r {
         BlockRef::Number(n) => Some(n),
-        BlockRef::Earliest => st.store.blocks.keys().find(|n| has(n)).copied(),
-        BlockRef::Head => st
+        BlockRef::Earliest => cx
             .store
-            .blocks
-            .range(..=st.head())
+            .visible_range(0, u64::MAX)
+            .find(|(_, e)| has(e))
+            .map(|(n, _)| *n),
+        BlockRef::Head => cx
+            .store
+            .visible_range(0, cx.head)
             .rev()
-            .map(|(n, _)| n)
-            .find(|n| has(n))
-            .copied(),
+            .find(|(_, e)| has(e))
+            .map(|(n, _)| *n),
     }
 }
 
-fn block_answer(st: &NodeState, n: Option<u64>, full: bool) -> Result<Answer, RpcError> {
-    let entry = n.and_then(|n| st.store.blocks.get(&n));
+fn block_answer(cx: &Cx, entry: Option<&BlockEntry>, full: bool) -> Result<Answer, RpcError> {
     let blob = entry.and_then(|e| {
         if full {
             e.full.as_ref()
@@ -472,41 +932,53 @@ fn block_answer(st: &NodeState, n: Option<u64>, full: bool) -> Result<Answer, Rp
     });
     match blob {
         Some(b) => Ok(whole(b)),
-        None => match st.unknown_block {
+        None => match cx.st.unknown_block {
             UnknownBlock::Null => Ok(Answer::Null),
             UnknownBlock::Error => Err(header_not_found()),
         },
     }
 }
 
-fn get_block_by_number(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
+fn get_block_by_number(cx: &Cx, params: &[Value]) -> Result<Answer, RpcError> {
     arity(params, 2, 2)?;
     let r = parse_block_ref(&params[0], 0)?;
     let full = parse_bool_arg(&params[1], 1)?;
-    block_answer(st, resolve(st, r, Need::Block), full)
+    let entry = resolve(cx, r, Need::Block).and_then(|n| cx.store.get(n));
+    block_answer(cx, entry, full)
 }
 
-fn get_block_by_hash(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
+fn get_block_by_hash(cx: &Cx, params: &[Value]) -> Result<Answer, RpcError> {
     arity(params, 2, 2)?;
     let h = parse_hash_arg(&params[0], 0)?;
     let full = parse_bool_arg(&params[1], 1)?;
-    block_answer(st, st.store.by_hash.get(&h).copied(), full)
+    block_answer(cx, cx.store.by_hash_entry(&h), full)
 }
 
-fn get_block_receipts(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
+/// A receipts request by block hash: canonical (visible) or orphaned by a reorg.
+fn receipts_by_hash<'a>(cx: &Cx<'a>, h: &H256) -> Result<(u64, &'a BlockEntry), RpcError> {
+    if let Some(n) = cx.store.number_of(h) {
+        let e = cx.store.get(n).ok_or_else(header_not_found)?;
+        return Ok((n, e));
+    }
+    cx.store
+        .orphans
+        .get(h)
+        .map(|e| (e.number, e))
+        .ok_or_else(header_not_found)
+}
+
+fn get_block_receipts<'a>(cx: &Cx<'a>, params: &[Value]) -> Result<(Answer, Target<'a>), RpcError> {
     arity(params, 1, 1)?;
     let p = &params[0];
-    let n = if let Some(s) = p.as_str() {
+    let by_number = |r: BlockRef| -> Result<(u64, &'a BlockEntry), RpcError> {
+        let n = resolve(cx, r, Need::Receipts).ok_or_else(header_not_found)?;
+        Ok((n, cx.store.get(n).ok_or_else(header_not_found)?))
+    };
+    let (n, entry) = if let Some(s) = p.as_str() {
         if s.len() == 66 {
-            let h = parse_hash_arg(p, 0)?;
-            st.store
-                .by_hash
-                .get(&h)
-                .copied()
-                .ok_or_else(header_not_found)?
+            receipts_by_hash(cx, &parse_hash_arg(p, 0)?)?
         } else {
-            let r = parse_block_ref(p, 0)?;
-            resolve(st, r, Need::Receipts).ok_or_else(header_not_found)?
+            by_number(parse_block_ref(p, 0)?)?
         }
     } else if p.is_object() {
         let bh = p.get("blockHash").filter(|v| !v.is_null());
@@ -518,18 +990,8 @@ fn get_block_receipts(st: &NodeState, params: &[Value]) -> Result<Answer, RpcErr
                     "cannot specify both BlockHash and BlockNumber, choose one or the other",
                 ))
             }
-            (Some(h), None) => {
-                let h = parse_hash_arg(h, 0)?;
-                st.store
-                    .by_hash
-                    .get(&h)
-                    .copied()
-                    .ok_or_else(header_not_found)?
-            }
-            (None, Some(b)) => {
-                let r = parse_block_ref(b, 0)?;
-                resolve(st, r, Need::Receipts).ok_or_else(header_not_found)?
-            }
+            (Some(h), None) => receipts_by_hash(cx, &parse_hash_arg(h, 0)?)?,
+            (None, Some(b)) => by_number(parse_block_ref(b, 0)?)?,
             (None, None) => return Err(invalid_arg(0, "hex string without 0x prefix")),
         }
     } else {
@@ -538,30 +1000,41 @@ fn get_block_receipts(st: &NodeState, params: &[Value]) -> Result<Answer, RpcErr
             "block number or hash must be a string or an object",
         ));
     };
-    let entry = st.store.blocks.get(&n).ok_or_else(header_not_found)?;
     match &entry.receipts {
-        Some(b) => Ok(whole(b)),
+        Some(b) => Ok((whole(b), Target::Receipts(n, entry))),
         None => Err(err(-32000, "block receipts not found")),
     }
 }
 
-fn get_transaction_receipt(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
+fn get_transaction_receipt(cx: &Cx, params: &[Value]) -> Result<Answer, RpcError> {
     arity(params, 1, 1)?;
     let h = parse_hash_arg(&params[0], 0)?;
-    match st.store.txs.get(&h) {
-        None => Ok(Answer::Null),
-        Some(TxLoc::Single(b)) => Ok(whole(b)),
-        Some(TxLoc::InBlock { number, index }) => {
-            let found =
-                st.store.blocks.get(number).and_then(|e| {
-                    Some((e.receipts.as_ref()?, *e.receipt_spans.get(*index as usize)?))
-                });
-            Ok(match found {
-                Some((blob, span)) => Answer::Stored(blob.clone(), span),
-                None => Answer::Null,
-            })
-        }
-    }
+    let in_block = cx.store.tx(&h).and_then(|(loc, e)| {
+        Some((
+            e.receipts.as_ref()?,
+            *e.receipt_spans.get(loc.index as usize)?,
+        ))
+    });
+    Ok(match in_block {
+        Some((blob, span)) => Answer::Stored(blob.clone(), span),
+        None => match cx.store.single_receipts.get(&h) {
+            Some(b) => whole(b),
+            None => Answer::Null,
+        },
+    })
+}
+
+fn get_transaction_by_hash(cx: &Cx, params: &[Value]) -> Result<Answer, RpcError> {
+    arity(params, 1, 1)?;
+    let h = parse_hash_arg(&params[0], 0)?;
+    let found = cx
+        .store
+        .tx(&h)
+        .and_then(|(loc, e)| Some((e.full.as_ref()?, *e.tx_spans.get(loc.index as usize)?)));
+    Ok(match found {
+        Some((blob, span)) => Answer::Stored(blob.clone(), span),
+        None => Answer::Null,
+    })
 }
 
 /// A parsed `eth_getLogs` filter.
@@ -586,7 +1059,7 @@ impl LogFilter {
     }
 }
 
-fn get_logs(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
+fn get_logs(cx: &Cx, params: &[Value]) -> Result<Answer, RpcError> {
     arity(params, 1, 1)?;
     let f = &params[0];
     if !f.is_object() {
@@ -601,15 +1074,13 @@ fn get_logs(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
             ));
         }
         let h = parse_hash_arg(bh, 0)?;
-        let n = st
+        let n = cx
             .store
-            .by_hash
-            .get(&h)
-            .copied()
+            .number_of(&h)
             .ok_or_else(|| err(-32000, "unknown block"))?;
         (n, n)
     } else {
-        let head = st.head();
+        let head = cx.head;
         let bound = |k: &str| -> Result<u64, RpcError> {
             Ok(match field(k) {
                 None => head,
@@ -672,7 +1143,7 @@ fn get_logs(st: &NodeState, params: &[Value]) -> Result<Answer, RpcError> {
     }
     let mut items = Vec::new();
     if lo <= hi {
-        for entry in st.store.blocks.range(lo..=hi).map(|(_, e)| e) {
+        for entry in cx.store.visible_range(lo, hi).map(|(_, e)| e) {
             let Some(src) = &entry.log_source else {
                 continue;
             };
@@ -699,16 +1170,17 @@ fn parse_topic(s: &str) -> Result<H256, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    fn state_with(store: Store) -> NodeState {
+        let mut st = NodeState::new(store);
+        st.chain_id = 5;
+        st.client_version = "test/1".into();
+        st
+    }
 
     fn state() -> NodeState {
-        NodeState {
-            store: Store::default(),
-            chain_id: 5,
-            latest: None,
-            unknown_block: UnknownBlock::Null,
-            client_version: "test/1".into(),
-            counters: Counters::default(),
-        }
+        state_with(Store::default())
     }
 
     fn call(st: &NodeState, body: &str) -> String {
@@ -753,18 +1225,171 @@ mod tests {
         assert!(parse_quantity("0x10000000000000000").is_err());
     }
 
-    fn small_chain_state() -> NodeState {
-        let mut st = state();
-        let gen = super::super::GenConfig {
+    fn small_chain() -> super::super::GeneratedChain {
+        super::super::generate_chain(&super::super::GenConfig {
             blocks: 3,
             start_block: 16,
             txs_per_block: Some(3),
             ..Default::default()
-        };
-        st.store
-            .add_generated(super::super::generate_chain(&gen))
-            .unwrap();
-        st
+        })
+    }
+
+    fn small_chain_state() -> NodeState {
+        let mut store = Store::default();
+        store.add_generated(small_chain()).unwrap();
+        state_with(store)
+    }
+
+    /// Blocks and receipts of blocks 16..=18 in the client's batch layout (ids 2i, 2i+1).
+    fn layout_batch() -> String {
+        let calls: Vec<String> = (0..3u64)
+            .flat_map(|i| {
+                let n = 16 + i;
+                [
+                    format!(
+                        r#"{{"jsonrpc":"2.0","id":{},"method":"eth_getBlockByNumber","params":["{n:#x}",true]}}"#,
+                        2 * i
+                    ),
+                    format!(
+                        r#"{{"jsonrpc":"2.0","id":{},"method":"eth_getBlockReceipts","params":["{n:#x}"]}}"#,
+                        2 * i + 1
+                    ),
+                ]
+            })
+            .collect();
+        format!("[{}]", calls.join(","))
+    }
+
+    fn items(body: &[u8]) -> Vec<Value> {
+        let v: Value = sonic_rs::from_slice(body).unwrap();
+        v.as_array().unwrap().iter().cloned().collect()
+    }
+
+    fn with_fault(st: &NodeState, body: &str, kind: FaultKind, seed: u64) -> (Vec<u8>, bool) {
+        let mut rng = FaultRng::new(seed, 0);
+        let (b, applied) = handle_request(st, body.as_bytes(), Some((kind, &mut rng)));
+        (b.to_vec(), applied)
+    }
+
+    #[test]
+    fn batch_limits_answer_like_geth() {
+        let mut st = small_chain_state();
+        st.max_batch_calls = Some(5);
+        let out = call(&st, &layout_batch());
+        assert_eq!(
+            out,
+            r#"[{"jsonrpc":"2.0","id":0,"error":{"code":-32600,"message":"batch too large"}}]"#
+        );
+        st.max_batch_calls = Some(6);
+        assert_eq!(items(call(&st, &layout_batch()).as_bytes()).len(), 6);
+
+        let chain = small_chain();
+        let first_block = chain.blocks[0].block_json.len();
+        st.max_response_bytes = Some(first_block + 1);
+        let v = items(call(&st, &layout_batch()).as_bytes());
+        assert_eq!(v.len(), 6);
+        assert!(v[0].get("result").is_some());
+        // The receipts of block 16 cross the cap: answered, and every later call refused.
+        assert!(v[1].get("result").is_some());
+        for (i, item) in v.iter().enumerate().skip(2) {
+            let e = item.get("error").unwrap();
+            assert_eq!(e.get("code").unwrap().as_i64(), Some(-32003));
+            assert_eq!(
+                e.get("message").unwrap().as_str(),
+                Some("response too large")
+            );
+            assert_eq!(item.get("id").unwrap().as_u64(), Some(i as u64));
+        }
+        assert_eq!(st.counters.response_too_large.load(Ordering::Relaxed), 1);
+        assert_eq!(st.counters.batch_too_large.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn item_faults_change_one_item_and_leave_the_rest() {
+        let st = small_chain_state();
+        let chain = small_chain();
+        let body = layout_batch();
+        let clean = items(call(&st, &body).as_bytes());
+        for seed in 0..8 {
+            for kind in [
+                FaultKind::ItemError,
+                FaultKind::NullBlock,
+                FaultKind::NullReceipts,
+                FaultKind::ReceiptsMismatch,
+                FaultKind::WrongBlock,
+            ] {
+                let (out, applied) = with_fault(&st, &body, kind, seed);
+                assert!(applied, "{kind}");
+                let got = items(&out);
+                assert_eq!(got.len(), 6);
+                let changed: Vec<usize> = (0..6).filter(|&i| got[i] != clean[i]).collect();
+                assert_eq!(changed.len(), 1, "{kind}: {changed:?}");
+                let i = changed[0];
+                let item = &got[i];
+                assert_eq!(item.get("id").unwrap().as_u64(), Some(i as u64), "{kind}");
+                let result = item.get("result");
+                match kind {
+                    FaultKind::ItemError => {
+                        let e = item.get("error").unwrap();
+                        assert_eq!(e.get("code").unwrap().as_i64(), Some(-32000));
+                    }
+                    FaultKind::NullBlock => {
+                        assert_eq!(i % 2, 0);
+                        assert!(result.unwrap().is_null());
+                    }
+                    FaultKind::NullReceipts => {
+                        assert_eq!(i % 2, 1);
+                        assert!(result.unwrap().is_null());
+                    }
+                    FaultKind::ReceiptsMismatch => {
+                        assert_eq!(i % 2, 1);
+                        let n = result.unwrap().as_array().unwrap().len();
+                        assert_eq!(n, chain.blocks[i / 2].tx_hashes.len() - 1);
+                    }
+                    FaultKind::WrongBlock => {
+                        assert_eq!(i % 2, 1);
+                        let r = result.unwrap().as_array().unwrap();
+                        let bh = r[0].get("blockHash").unwrap().as_str().unwrap();
+                        assert_ne!(bh, format!("0x{}", hex::encode(chain.blocks[i / 2].hash)));
+                    }
+                    _ => unreachable!(),
+                }
+            }
+            let (out, applied) = with_fault(&st, &body, FaultKind::Shuffle, seed);
+            assert!(applied);
+            let mut got = items(&out);
+            assert_ne!(got, clean);
+            got.sort_by_key(|v| v.get("id").unwrap().as_u64());
+            assert_eq!(got, clean);
+        }
+        // Kinds that find nothing to act on leave the answer clean.
+        let single = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#;
+        for kind in [
+            FaultKind::NullReceipts,
+            FaultKind::Shuffle,
+            FaultKind::WrongBlock,
+        ] {
+            let (out, applied) = with_fault(&st, single, kind, 1);
+            assert!(!applied);
+            assert_eq!(out, call(&st, single).into_bytes());
+        }
+    }
+
+    #[test]
+    fn body_faults_replace_the_answer() {
+        let st = small_chain_state();
+        let (out, applied) = with_fault(&st, &layout_batch(), FaultKind::BatchError, 1);
+        assert!(applied);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}"#
+        );
+        let single = r#"{"jsonrpc":"2.0","id":"a","method":"eth_chainId"}"#;
+        let (out, _) = with_fault(&st, single, FaultKind::RateLimitRpc, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32005,"message":"rate limit exceeded"}}"#
+        );
     }
 
     proptest::proptest! {
@@ -781,7 +1406,7 @@ mod tests {
                 "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getBlockReceipts",
                 "eth_getTransactionReceipt", "eth_getLogs", "eth_blockNumber", "eth_chainId",
             ]),
-            params in r#"\[((\"0x[0-9a-fA-F]{0,66}\"|\"latest\"|\"earliest\"|true|false|null|-?[0-9]{1,3}|\{\}|\{\"blockHash\":null,\"blockNumber\":\"0x1\"\}|\{\"fromBlock\":\"0x0\",\"toBlock\":\"latest\",\"topics\":\[null,\[\]\]\}|\[\])(,(true|false|null|\"0x1\"|\[\]|\{\}))*)?\]"#,
+            params in r#"\[((\"0x[0-9a-fA-F]{0,66}\"|\"latest\"|\"earliest\"|true|false|null|-?(0|[1-9][0-9]{0,2})|\{\}|\{\"blockHash\":null,\"blockNumber\":\"0x1\"\}|\{\"fromBlock\":\"0x0\",\"toBlock\":\"latest\",\"topics\":\[null,\[\]\]\}|\[\])(,(true|false|null|\"0x1\"|\[\]|\{\}))*)?\]"#,
         ) {
             let st = small_chain_state();
             let body = format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}]"#);

@@ -2,9 +2,13 @@
 //! every method without re-serializing: blocks by number and hash, receipts by tx hash, and a
 //! per-log index (byte range, address, topics) for `eth_getLogs`.
 //!
-//! Fixture files are kept byte-for-byte; a receipt or log handed out is an exact slice of the
-//! file it came from. The only bytes the store builds itself for fixtures are the hashes-only
-//! block (the file with its `transactions` array replaced by the transaction hashes).
+//! Fixture files are kept byte-for-byte; a receipt, transaction or log handed out is an exact
+//! slice of the file it came from. The only bytes the store builds itself for fixtures are the
+//! hashes-only block (the file with its `transactions` array replaced by the transaction hashes).
+//!
+//! For a growing chain the store also has a visibility limit (blocks above it are unknown) and
+//! can replace a run of blocks by another fork: replaced blocks that were visible stay reachable
+//! by hash (as a node keeps side-chain blocks), their transactions leave the lookup index.
 
 use super::generate::{Addr, GeneratedChain, H256};
 use super::DevNodeError;
@@ -60,7 +64,9 @@ impl std::fmt::Display for Origin {
 /// What the node knows about one block number. A fixture directory with only other files
 /// (traces) still makes the number known (so receipts requests say "block receipts not found").
 pub(crate) struct BlockEntry {
+    pub number: u64,
     pub hash: Option<H256>,
+    pub parent_hash: Option<H256>,
     /// `eth_getBlockByNumber(n, true)` result.
     pub full: Option<Blob>,
     /// `eth_getBlockByNumber(n, false)` result.
@@ -69,16 +75,21 @@ pub(crate) struct BlockEntry {
     pub receipts: Option<Blob>,
     /// Byte range of each receipt inside `receipts`, in tx order.
     pub receipt_spans: Vec<Span>,
+    /// Byte range of each transaction object inside `full`, in block order.
+    pub tx_spans: Vec<Span>,
+    /// Transaction hashes in block order (from the block, else from the receipts).
+    pub tx_hashes: Vec<H256>,
     /// The blob that `logs` spans point into (the receipts, or a stored `eth_getLogs` answer).
     pub log_source: Option<Blob>,
     pub logs: Vec<LogMeta>,
     pub origin: Origin,
 }
 
-/// Where a transaction's receipt lives.
-pub(crate) enum TxLoc {
-    InBlock { number: u64, index: u32 },
-    Single(Blob),
+/// Where a transaction lives: its block and its index there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxLoc {
+    pub number: u64,
+    pub index: u32,
 }
 
 /// All blocks, receipts and indexes of one node.
@@ -87,12 +98,74 @@ pub(crate) struct Store {
     pub blocks: BTreeMap<u64, BlockEntry>,
     pub by_hash: HashMap<H256, u64>,
     pub txs: HashMap<H256, TxLoc>,
+    /// Fixture `eth_getTransactionReceipt/<hash>.json` files (used when the receipt is not
+    /// part of a stored block's receipts).
+    pub single_receipts: HashMap<H256, Blob>,
+    /// Blocks replaced by a reorg after they had been visible, by hash.
+    pub orphans: HashMap<H256, BlockEntry>,
+    /// Growing chain: the highest visible block number (`None`: everything is visible).
+    pub visible: Option<u64>,
 }
 
 impl Store {
-    /// The highest known block number.
+    /// The highest stored block number (visible or not).
     pub fn highest(&self) -> Option<u64> {
         self.blocks.keys().next_back().copied()
+    }
+
+    /// The highest visible block number.
+    pub fn highest_visible(&self) -> Option<u64> {
+        match self.visible {
+            None => self.highest(),
+            Some(v) => self.blocks.range(..=v).next_back().map(|(n, _)| *n),
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        self.visible.unwrap_or(u64::MAX)
+    }
+
+    /// The visible canonical block `n`.
+    pub fn get(&self, n: u64) -> Option<&BlockEntry> {
+        if n > self.limit() {
+            return None;
+        }
+        self.blocks.get(&n)
+    }
+
+    /// Visible canonical blocks in `range`, ascending.
+    pub fn visible_range(
+        &self,
+        lo: u64,
+        hi: u64,
+    ) -> impl DoubleEndedIterator<Item = (&u64, &BlockEntry)> {
+        let hi = hi.min(self.limit());
+        let range = if lo <= hi {
+            self.blocks.range(lo..=hi)
+        } else {
+            self.blocks.range(0..0)
+        };
+        range
+    }
+
+    /// The number of the visible canonical block with hash `h`.
+    pub fn number_of(&self, h: &H256) -> Option<u64> {
+        self.by_hash.get(h).copied().filter(|n| *n <= self.limit())
+    }
+
+    /// A block by hash: visible canonical, or replaced by a reorg (as geth keeps side-chain
+    /// blocks).
+    pub fn by_hash_entry(&self, h: &H256) -> Option<&BlockEntry> {
+        match self.number_of(h) {
+            Some(n) => self.blocks.get(&n),
+            None => self.orphans.get(h),
+        }
+    }
+
+    /// Where the transaction `h` lives among visible canonical blocks.
+    pub fn tx(&self, h: &H256) -> Option<(TxLoc, &BlockEntry)> {
+        let loc = *self.txs.get(h)?;
+        Some((loc, self.get(loc.number)?))
     }
 
     fn insert(&mut self, number: u64, entry: BlockEntry) -> Result<(), DevNodeError> {
@@ -103,39 +176,59 @@ impl Store {
                 second: entry.origin.to_string(),
             });
         }
+        self.index(number, &entry);
+        self.blocks.insert(number, entry);
+        Ok(())
+    }
+
+    fn index(&mut self, number: u64, entry: &BlockEntry) {
         if let Some(h) = entry.hash {
             self.by_hash.entry(h).or_insert(number);
         }
-        self.blocks.insert(number, entry);
-        Ok(())
+        for (i, h) in entry.tx_hashes.iter().enumerate() {
+            self.txs.entry(*h).or_insert(TxLoc {
+                number,
+                index: i as u32,
+            });
+        }
+    }
+
+    fn unindex(&mut self, number: u64, entry: &BlockEntry) {
+        if let Some(h) = entry.hash {
+            if self.by_hash.get(&h) == Some(&number) {
+                self.by_hash.remove(&h);
+            }
+        }
+        for h in &entry.tx_hashes {
+            if self.txs.get(h).is_some_and(|l| l.number == number) {
+                self.txs.remove(h);
+            }
+        }
     }
 
     /// Adds a generated chain, moving its bytes in without copying.
     pub fn add_generated(&mut self, chain: GeneratedChain) -> Result<(), DevNodeError> {
         self.txs.reserve(chain.tx_count() as usize);
         for b in chain.blocks {
-            for (i, h) in b.tx_hashes.iter().enumerate() {
-                self.txs.entry(*h).or_insert(TxLoc::InBlock {
-                    number: b.number,
-                    index: i as u32,
-                });
-            }
-            let receipts = Arc::new(b.receipts_json);
-            self.insert(
-                b.number,
-                BlockEntry {
-                    hash: Some(b.hash),
-                    full: Some(Arc::new(b.block_json)),
-                    hashes_only: Some(Arc::new(b.block_hashes_json)),
-                    receipt_spans: b.receipt_spans,
-                    log_source: Some(receipts.clone()),
-                    receipts: Some(receipts),
-                    logs: b.logs,
-                    origin: Origin::Generated,
-                },
-            )?;
+            self.insert(b.number, BlockEntry::generated(b))?;
         }
         Ok(())
+    }
+
+    /// Puts `entry` in place of the canonical block with its number (or adds it). A replaced
+    /// block that was visible is kept as an orphan (reachable by hash only); one that was never
+    /// visible is dropped.
+    pub fn replace(&mut self, number: u64, entry: BlockEntry) {
+        if let Some(old) = self.blocks.remove(&number) {
+            self.unindex(number, &old);
+            if number <= self.limit() {
+                if let Some(h) = old.hash {
+                    self.orphans.insert(h, old);
+                }
+            }
+        }
+        self.index(number, &entry);
+        self.blocks.insert(number, entry);
     }
 
     /// Adds a fixture chain directory laid out as `<dir>/<block>/eth_getBlockByNumber.json`,
@@ -177,30 +270,44 @@ impl Store {
 
     fn add_fixture_block(&mut self, number: u64, dir: &Path) -> Result<(), DevNodeError> {
         let mut entry = BlockEntry {
+            number,
             hash: None,
+            parent_hash: None,
             full: None,
             hashes_only: None,
             receipts: None,
             receipt_spans: Vec::new(),
+            tx_spans: Vec::new(),
+            tx_hashes: Vec::new(),
             log_source: None,
             logs: Vec::new(),
             origin: Origin::Fixture(dir.to_path_buf()),
         };
         let block_path = dir.join("eth_getBlockByNumber.json");
         if let Some(bytes) = read_opt(&block_path)? {
-            let (hash, hashes_only) = index_block(&bytes, &block_path)?;
-            entry.hash = hash;
-            entry.hashes_only = Some(Arc::new(hashes_only));
+            let idx = index_block(&bytes, &block_path)?;
+            entry.hash = idx.hash;
+            entry.parent_hash = idx.parent_hash;
+            entry.hashes_only = Some(Arc::new(idx.hashes_only));
+            entry.tx_spans = idx.tx_spans;
+            entry.tx_hashes = idx.tx_hashes;
             entry.full = Some(Arc::new(bytes));
         }
         let receipts_path = dir.join("eth_getBlockReceipts.json");
-        let mut tx_locs = Vec::new();
         if let Some(bytes) = read_opt(&receipts_path)? {
             let idx = index_receipts(&bytes, &receipts_path)?;
             if entry.hash.is_none() {
                 entry.hash = idx.block_hash;
             }
-            tx_locs = idx.tx_hashes;
+            if entry.tx_hashes.is_empty() {
+                entry.tx_hashes = idx.tx_hashes;
+            } else if entry.tx_hashes != idx.tx_hashes {
+                return Err(shape(
+                    &receipts_path,
+                    "receipts do not match the block's transactions (hashes or order differ)"
+                        .into(),
+                ));
+            }
             entry.receipt_spans = idx.spans;
             entry.logs = idx.logs;
             let blob = Arc::new(bytes);
@@ -212,12 +319,6 @@ impl Store {
                 entry.logs = index_logs(&bytes, &bytes, &logs_path)?;
                 entry.log_source = Some(Arc::new(bytes));
             }
-        }
-        for (i, h) in tx_locs.into_iter().enumerate() {
-            self.txs.entry(h).or_insert(TxLoc::InBlock {
-                number,
-                index: i as u32,
-            });
         }
         let single_dir = dir.join("eth_getTransactionReceipt");
         if single_dir.is_dir() {
@@ -243,9 +344,7 @@ impl Store {
                     continue;
                 };
                 if let Some(bytes) = read_opt(&path)? {
-                    self.txs
-                        .entry(hash)
-                        .or_insert(TxLoc::Single(Arc::new(bytes)));
+                    self.single_receipts.entry(hash).or_insert(Arc::new(bytes));
                 }
             }
         }
@@ -304,12 +403,46 @@ fn json_err(path: &Path) -> impl FnOnce(sonic_rs::Error) -> DevNodeError + '_ {
     }
 }
 
+impl BlockEntry {
+    /// The entry for a generated block, moving its bytes in.
+    pub fn generated(b: super::generate::GeneratedBlock) -> BlockEntry {
+        let receipts = Arc::new(b.receipts_json);
+        BlockEntry {
+            number: b.number,
+            hash: Some(b.hash),
+            parent_hash: Some(b.parent_hash),
+            full: Some(Arc::new(b.block_json)),
+            hashes_only: Some(Arc::new(b.block_hashes_json)),
+            receipt_spans: b.receipt_spans,
+            tx_spans: b.tx_spans,
+            tx_hashes: b.tx_hashes,
+            log_source: Some(receipts.clone()),
+            receipts: Some(receipts),
+            logs: b.logs,
+            origin: Origin::Generated,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct BlockHead<'a> {
     #[serde(borrow, default)]
     hash: Option<&'a str>,
+    #[serde(borrow, rename = "parentHash", default)]
+    parent_hash: Option<&'a str>,
     #[serde(borrow)]
     transactions: LazyValue<'a>,
+}
+
+/// What [`index_block`] finds in a hydrated block file.
+struct BlockIndex {
+    hash: Option<H256>,
+    parent_hash: Option<H256>,
+    /// The file with its `transactions` replaced by the transaction hashes.
+    hashes_only: Vec<u8>,
+    /// Byte range of each transaction object (empty if the file lists hashes only).
+    tx_spans: Vec<Span>,
+    tx_hashes: Vec<H256>,
 }
 
 #[derive(Deserialize)]
@@ -318,19 +451,24 @@ struct TxHead<'a> {
     hash: &'a str,
 }
 
-/// The block hash and the hashes-only rendering of a hydrated block file.
-fn index_block(bytes: &[u8], path: &Path) -> Result<(Option<H256>, Vec<u8>), DevNodeError> {
+/// Indexes a hydrated block file: hashes, transaction spans and the hashes-only rendering.
+fn index_block(bytes: &[u8], path: &Path) -> Result<BlockIndex, DevNodeError> {
     let head: BlockHead = sonic_rs::from_slice(bytes).map_err(json_err(path))?;
-    let hash = match head.hash {
-        Some(h) => Some(parse_h256(h).ok_or_else(|| DevNodeError::FixtureShape {
-            path: path.to_path_buf(),
-            detail: format!("block hash {h:?} is not 32 bytes of hex"),
-        })?),
-        None => None,
+    let h256 = |what: &str, h: Option<&str>| -> Result<Option<H256>, DevNodeError> {
+        match h {
+            Some(h) => Ok(Some(parse_h256(h).ok_or_else(|| {
+                shape(path, format!("{what} {h:?} is not 32 bytes of hex"))
+            })?)),
+            None => Ok(None),
+        }
     };
+    let hash = h256("block hash", head.hash)?;
+    let parent_hash = h256("parentHash", head.parent_hash)?;
     let raw = head.transactions.as_raw_str();
     let span = span_in(bytes, raw, path)?;
     let mut out = Vec::with_capacity(bytes.len().min(4096) + 70 * 512);
+    let mut tx_spans = Vec::new();
+    let mut tx_hashes = Vec::new();
     out.extend_from_slice(&bytes[..span.start as usize]);
     out.push(b'[');
     for (i, tx) in sonic_rs::to_array_iter(raw).enumerate() {
@@ -338,18 +476,33 @@ fn index_block(bytes: &[u8], path: &Path) -> Result<(Option<H256>, Vec<u8>), Dev
         if i > 0 {
             out.push(b',');
         }
-        if tx.is_str() {
+        let hash_str = if tx.is_str() {
             out.extend_from_slice(tx.as_raw_str().as_bytes());
+            tx.as_str().unwrap_or_default().to_string()
         } else {
             let head: TxHead = sonic_rs::from_str(tx.as_raw_str()).map_err(json_err(path))?;
+            tx_spans.push(span_in(bytes, tx.as_raw_str(), path)?);
             out.push(b'"');
             out.extend_from_slice(head.hash.as_bytes());
             out.push(b'"');
-        }
+            head.hash.to_string()
+        };
+        tx_hashes.push(parse_h256(&hash_str).ok_or_else(|| {
+            shape(
+                path,
+                format!("transaction {i}: hash {hash_str:?} is not 32 bytes of hex"),
+            )
+        })?);
     }
     out.push(b']');
     out.extend_from_slice(&bytes[span.end as usize..]);
-    Ok((hash, out))
+    Ok(BlockIndex {
+        hash,
+        parent_hash,
+        hashes_only: out,
+        tx_spans,
+        tx_hashes,
+    })
 }
 
 #[derive(Deserialize)]
@@ -460,12 +613,25 @@ mod tests {
 
     #[test]
     fn hashes_only_block_replaces_only_the_transactions() {
-        let file = br#"{"hash":"0x0000000000000000000000000000000000000000000000000000000000000001","transactions":[{"a":1,"hash":"0xAB"},{"hash":"0xcd","b":[1,2]}],"z":1}"#;
-        let (hash, out) = index_block(file, Path::new("t")).unwrap();
-        assert_eq!(hash.unwrap()[31], 1);
+        let (ha, hc) = (
+            format!("0x{}", "AB".repeat(32)),
+            format!("0x{}", "cd".repeat(32)),
+        );
+        let block_hash = format!("0x{}01", "00".repeat(31));
+        let file = format!(
+            r#"{{"hash":"{block_hash}","transactions":[{{"a":1,"hash":"{ha}"}},{{"hash":"{hc}","b":[1,2]}}],"z":1}}"#
+        );
+        let idx = index_block(file.as_bytes(), Path::new("t")).unwrap();
+        assert_eq!(idx.hash.unwrap()[31], 1);
+        assert_eq!(idx.parent_hash, None);
+        assert_eq!(idx.tx_hashes, vec![[0xab; 32], [0xcd; 32]]);
         assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            r#"{"hash":"0x0000000000000000000000000000000000000000000000000000000000000001","transactions":["0xAB","0xcd"],"z":1}"#
+            &file[idx.tx_spans[1].range()],
+            format!(r#"{{"hash":"{hc}","b":[1,2]}}"#)
+        );
+        assert_eq!(
+            std::str::from_utf8(&idx.hashes_only).unwrap(),
+            format!(r#"{{"hash":"{block_hash}","transactions":["{ha}","{hc}"],"z":1}}"#)
         );
     }
 
