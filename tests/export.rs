@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 
 const START: u64 = 20_000_000;
 const BLOCKS: u64 = 40;
-/// At most 4 concurrent connections to the dev node: its HTTP server (tiny_http 0.12) can leave
-/// a new keep-alive connection unserved while more than 4 are open (its connection task pool
-/// queues the task without a thread to run it), which shows up as a request timing out.
-const IO_THREADS: &str = "4";
 
 fn gen_config() -> GenConfig {
     GenConfig {
@@ -48,12 +44,8 @@ fn fixtures() -> Option<PathBuf> {
     None
 }
 
-/// Starts the binary (no ETH_RPC_URL from the environment; at most [`IO_THREADS`]).
+/// Starts the binary (no ETH_RPC_URL from the environment).
 fn spawn(args: &[&str]) -> std::process::Child {
-    let mut args = args.to_vec();
-    if !args.contains(&"--io-threads") {
-        args.extend(["--io-threads", IO_THREADS]);
-    }
     Command::new(env!("CARGO_BIN_EXE_ethetl"))
         .args(args)
         .env_remove("ETH_RPC_URL")
@@ -347,7 +339,7 @@ fn output_is_identical_across_threads_and_batch_sizes() {
     let node = gen_node();
     let dir = tempfile::tempdir().unwrap();
     let mut trees = Vec::new();
-    for (i, (io, cpu, batch)) in [("1", "1", "1"), ("4", "3", "7"), ("2", "2", "16")]
+    for (i, (io, cpu, batch)) in [("1", "1", "1"), ("8", "3", "7"), ("3", "2", "16")]
         .into_iter()
         .enumerate()
     {
@@ -376,12 +368,62 @@ fn output_is_identical_across_threads_and_batch_sizes() {
     assert_eq!(trees[0].len(), 15);
     assert!(
         trees[0] == trees[1],
-        "io 1/cpu 1/batch 1 differs from io 4/cpu 3/batch 7"
+        "io 1/cpu 1/batch 1 differs from io 8/cpu 3/batch 7"
     );
     assert!(
         trees[0] == trees[2],
-        "io 1/cpu 1/batch 1 differs from io 2/cpu 2/batch 16"
+        "io 1/cpu 1/batch 1 differs from io 3/cpu 2/batch 16"
     );
+}
+
+#[test]
+fn node_faults_are_retried_and_change_nothing() {
+    // Every kind of fault the dev node can inject except stalls (which only cost time):
+    // HTTP 429/5xx, connection resets, truncated and invalid bodies, JSON-RPC errors, null
+    // items, shuffled answers, mismatched receipts.
+    let faulty = DevNode::start(NodeConfig {
+        faults: "all:0.5,stall:0".parse().unwrap(),
+        fault_seed: 11,
+        retry_after_secs: 0,
+        ..NodeConfig::generated(gen_config())
+    })
+    .unwrap();
+    let clean = gen_node();
+    let dir = tempfile::tempdir().unwrap();
+    let all = "blocks,transactions,logs,token_transfers,receipts";
+    let mut trees = Vec::new();
+    for (name, node) in [("faulty", &faulty), ("clean", &clean)] {
+        let out_dir = dir.path().join(name);
+        let report = dir.path().join(format!("{name}.json"));
+        let args = export_args(
+            node,
+            &[
+                "--entities",
+                all,
+                "--output",
+                out_dir.to_str().unwrap(),
+                "--batch-size",
+                "4",
+                "--max-retries",
+                "20",
+                "--report",
+                report.to_str().unwrap(),
+                "-q",
+            ],
+        );
+        ok(&ethetl(&str_args(&args)));
+        let rep: sonic_rs::Value =
+            sonic_rs::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let retries = rep["retries"].as_u64().unwrap();
+        if name == "faulty" {
+            assert!(retries > 0, "no fault was hit");
+        } else {
+            assert_eq!(retries, 0);
+        }
+        trees.push(tree(&out_dir));
+    }
+    assert_eq!(trees[0].len(), 5);
+    assert!(trees[0] == trees[1], "faults changed the output");
 }
 
 #[test]
@@ -463,14 +505,7 @@ fn null_output_counts_and_writes_nothing() {
     let out = Command::new(env!("CARGO_BIN_EXE_ethetl"))
         .args(str_args(&export_args(
             &node,
-            &[
-                "--output",
-                "null",
-                "--report",
-                report.to_str().unwrap(),
-                "--io-threads",
-                IO_THREADS,
-            ],
+            &["--output", "null", "--report", report.to_str().unwrap()],
         )))
         .current_dir(dir.path())
         .env_remove("ETH_RPC_URL")

@@ -72,7 +72,8 @@ pub(crate) fn io_thread(
             Err(e) if e.is_retryable() && job.attempt < sh.max_retries => {
                 sh.counters.add_retry();
                 let attempt = job.attempt + 1;
-                let wait = backoff(attempt, job.seq);
+                // The node's Retry-After, when longer than our own backoff, wins.
+                let wait = backoff(attempt, job.seq).max(e.retry_after().unwrap_or_default());
                 sh.progress.warn(&format!(
                     "{} (attempt {attempt} of {} failed; retrying in {:.1} s)",
                     error_chain(&e),

@@ -16,6 +16,9 @@ use ureq::Agent;
 /// well under 1 GB; ureq's own default of 10 MB is hit by ordinary batches).
 pub const MAX_RESPONSE_BYTES: u64 = 2 << 30;
 
+/// A node's `Retry-After` is honoured up to this many seconds.
+pub const MAX_RETRY_AFTER_SECS: u64 = 60;
+
 /// At most this many bytes of an HTTP error body are quoted in an error message.
 const ERROR_BODY_SNIPPET: usize = 200;
 
@@ -84,6 +87,12 @@ impl RpcClient {
             .send(&request[..])
             .map_err(transport)?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)));
         let body = resp
             .body_mut()
             .with_config()
@@ -98,6 +107,7 @@ impl RpcClient {
                 at: at(),
                 status,
                 snippet,
+                retry_after,
             });
         }
         body.map_err(transport)
@@ -177,6 +187,8 @@ pub enum RpcError {
         status: u16,
         /// The start of the response body, sanitized, prefixed with `": "` (or empty).
         snippet: String,
+        /// The node's `Retry-After` (whole seconds, capped at [`MAX_RETRY_AFTER_SECS`]).
+        retry_after: Option<Duration>,
     },
 }
 
@@ -189,6 +201,14 @@ impl RpcError {
             RpcError::Status { status, .. } => {
                 matches!(*status, 408 | 425 | 429) || (500..600).contains(status)
             }
+        }
+    }
+
+    /// How long the node asked us to wait (HTTP `Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RpcError::Status { retry_after, .. } => *retry_after,
+            RpcError::Transport { .. } => None,
         }
     }
 
@@ -344,6 +364,27 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_read() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let h = std::thread::spawn(move || {
+            if let Ok(Some(req)) = server.recv_timeout(Duration::from_secs(10)) {
+                let header = tiny_http::Header::from_bytes("Retry-After", "7").unwrap();
+                let _ = req.respond(
+                    tiny_http::Response::from_string("slow down")
+                        .with_status_code(429)
+                        .with_header(header),
+                );
+            }
+        });
+        let c = client(&format!("http://127.0.0.1:{port}/"));
+        let e = c.fetch(0, &job(1, 1), false, &mut Vec::new()).unwrap_err();
+        h.join().unwrap();
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
     fn connection_refused_is_retryable_and_redacted() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -387,6 +428,7 @@ mod tests {
                 at: at.clone(),
                 status: s,
                 snippet: String::new(),
+                retry_after: None,
             };
             assert_eq!(e.is_retryable(), r, "{s}");
         }
