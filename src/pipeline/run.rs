@@ -55,7 +55,7 @@ pub enum RunError {
         source: RpcError,
     },
     /// The decode error names the block (and call) it is about.
-    #[error("bad answer from {endpoint} (attempt {attempts})")]
+    #[error("bad answer from {endpoint} after {attempts} attempt(s)")]
     Decode {
         start: u64,
         end: u64,
@@ -1104,18 +1104,14 @@ mod tests {
             msg.contains("writing blocks 64..=70") && msg.contains("disk full"),
             "{msg}"
         );
-        // the checkpoint never passes what was acknowledged (acks come in bursts of three, so
-        // at most seqs 0..=8, which end at block 56) and sits at the end of a batch
-        let cp: u64 = std::fs::read_to_string(dir.path().join("cp"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(cp <= 56, "{cp}");
-        assert!(
-            rec.written.lock().unwrap().iter().any(|w| w.2 == cp),
-            "{cp}"
-        );
+        // The checkpoint (if any batch was acknowledged before the failure: acks come in
+        // bursts of three) sits at the end of a written batch and never covers the failed one.
+        let written = rec.written.lock().unwrap().clone();
+        assert!(written.iter().all(|w| w.2 < 64), "{written:?}");
+        if let Ok(text) = std::fs::read_to_string(dir.path().join("cp")) {
+            let cp: u64 = text.trim().parse().unwrap();
+            assert!(written.iter().any(|w| w.2 == cp), "{cp}");
+        }
         assert!(node.requests.load(Ordering::SeqCst) < 200);
     }
 
