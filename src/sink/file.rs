@@ -411,6 +411,26 @@ mod tests {
     }
 
     #[test]
+    fn csv_header_only_above_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = opts(tmp.path(), BlockRange { start: 0, end: 9 });
+        o.format = RowFormat::Csv;
+        let mut s = FileSink::open(o).unwrap();
+        let mut b = batch(0, 0, 9);
+        b.format = RowFormat::Csv;
+        s.write(b).unwrap();
+        let blocks =
+            fs::read_to_string(tmp.path().join("blocks/0000000000-0000000009.csv")).unwrap();
+        let header = csv_header(Entity::Blocks);
+        assert!(!header.is_empty());
+        assert!(blocks.starts_with(header), "{blocks}");
+        assert_eq!(blocks.matches(header).count(), 1);
+        // no rows: an empty file, without even the header (as ethereum-etl)
+        let logs = fs::read(tmp.path().join("logs/0000000000-0000000009.csv")).unwrap();
+        assert!(logs.is_empty());
+    }
+
+    #[test]
     fn abandoned_chunk_leaves_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         {
