@@ -116,6 +116,9 @@ mod tests {
         let v: sonic_rs::Value = sonic_rs::from_slice(&out).unwrap();
         let s = sonic_rs::to_string(&v).unwrap();
         assert!(s.contains(r#""params":["0x112a880",true]"#), "{s}");
-        assert!(s.contains(r#""id":3,"method":"eth_getBlockReceipts","params":["0x112a881"]"#), "{s}");
+        assert!(
+            s.contains(r#""id":3,"method":"eth_getBlockReceipts","params":["0x112a881"]"#),
+            "{s}"
+        );
     }
 }
