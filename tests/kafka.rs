@@ -11,7 +11,7 @@ mod kafka_util;
 use ethetl::pipeline::msg::{BlockMeta, DecodedBatch, Entity, EntitySet, RowBuf, RowFormat};
 use ethetl::sink::kafka::{topic_name, KafkaOptions, KafkaSink};
 use ethetl::sink::{Sink, SinkError};
-use kafka_util::{brokers, consume_all, unique_prefix, Got};
+use kafka_util::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -347,6 +347,79 @@ fn rows_of_an_entity_without_topic_are_refused() {
     let mut csv = batch(1, 1, 1, &[Entity::Blocks]);
     csv.format = RowFormat::Csv;
     assert!(sink.write(csv).is_err());
+}
+
+/// The broker freezes (SIGSTOP) for 20 s while batches keep coming: nothing becomes durable
+/// while it is stopped, writes keep being accepted (the local queue absorbs them), and after
+/// SIGCONT every row arrives exactly once. Short request timeouts make librdkafka time out and
+/// resend the requests that were in flight at the stop, so only idempotence keeps duplicates
+/// out (the same run with `enable.idempotence=false` measured 200 duplicate messages).
+#[test]
+fn broker_stall_loses_nothing_and_duplicates_nothing() {
+    let Some(broker) = OwnBroker::start() else {
+        eprintln!("skipping: KAFKA_BROKERS names a cluster this test cannot stop");
+        return;
+    };
+    let prefix = unique_prefix("stall");
+    let entities = [Entity::Blocks, Entity::Logs];
+    let mut opts = options(&broker.addr, &prefix, 2, &entities);
+    opts.overrides = vec![
+        ("request.timeout.ms".into(), "3000".into()),
+        ("socket.timeout.ms".into(), "5000".into()),
+    ];
+    let mut sink = KafkaSink::open(opts).expect("open");
+    let stall = Duration::from_secs(20);
+    let per = 5u64;
+    let mut seq = 0u64;
+    let mut durable = Vec::new();
+    let mut write_one = |sink: &mut KafkaSink, durable: &mut Vec<u64>| {
+        sink.write(batch(seq, seq * per, seq * per + per - 1, &entities))
+            .expect("write");
+        sink.poll(Duration::from_millis(100), durable)
+            .expect("poll");
+        seq += 1;
+    };
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        write_one(&mut sink, &mut durable);
+    }
+    broker.signal("STOP");
+    let stopped = Instant::now();
+    let mut frozen = None;
+    while stopped.elapsed() < stall {
+        write_one(&mut sink, &mut durable);
+        if stopped.elapsed() >= Duration::from_secs(3) {
+            // Whatever was acknowledged before the stop has been served by now.
+            let n = *frozen.get_or_insert(durable.len());
+            assert_eq!(
+                durable.len(),
+                n,
+                "a batch became durable while the broker was stopped"
+            );
+        }
+    }
+    broker.signal("CONT");
+    for _ in 0..20 {
+        write_one(&mut sink, &mut durable);
+    }
+    drop(write_one);
+    let batches = seq;
+    sink.finish(&mut durable).expect("finish after the stall");
+    eprintln!(
+        "stall test: {batches} batches, {:?} stall, run took {:?}",
+        stall,
+        t0.elapsed()
+    );
+    durable.sort();
+    assert_eq!(durable, (0..batches).collect::<Vec<_>>());
+    for e in entities {
+        let got = consume_all(
+            &broker.addr,
+            &topic_name(&prefix, e),
+            Duration::from_secs(60),
+        );
+        check_topic(&got, e, 0, batches * per - 1);
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

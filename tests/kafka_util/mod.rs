@@ -141,3 +141,92 @@ pub fn consume_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Got> {
     }
     out
 }
+
+/// A tansu broker of the test's own (so that stopping it disturbs no other test), on a free
+/// loopback port with in-memory storage. Killed when dropped.
+pub struct OwnBroker {
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl OwnBroker {
+    /// Starts one, or returns `None` when the tests use a cluster named by `KAFKA_BROKERS`
+    /// (then no local tansu binary may exist).
+    pub fn start() -> Option<OwnBroker> {
+        if std::env::var("KAFKA_BROKERS").is_ok_and(|b| !b.trim().is_empty()) {
+            return None;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka-up.sh");
+        let out = Command::new("bash")
+            .args([script, "--binary"])
+            .output()
+            .expect("run kafka-up.sh --binary");
+        assert!(
+            out.status.success(),
+            "kafka-up.sh --binary failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let broker = OwnBroker { addr, child };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&broker.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not answer on {}",
+                broker.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(broker)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` (e.g. "STOP", "CONT") to the broker process.
+    pub fn signal(&self, sig: &str) {
+        signal(self.pid(), sig);
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        signal(self.child.id(), "CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends signal `sig` (a name such as "STOP", "CONT", "KILL") to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(
+        status.success() || sig == "CONT",
+        "kill -{sig} {pid} failed"
+    );
+}
