@@ -402,7 +402,6 @@ fn broker_stall_loses_nothing_and_duplicates_nothing() {
     for _ in 0..20 {
         write_one(&mut sink, &mut durable);
     }
-    drop(write_one);
     let batches = seq;
     sink.finish(&mut durable).expect("finish after the stall");
     eprintln!(
