@@ -1,0 +1,56 @@
+# ethetl — build, test, demo, lint and bench entry points.
+#
+#   make demo    local node on a generated chain -> ./out (no external services)
+#   make test    everything CI runs: system packages, a local Kafka broker, all tests, lint
+#
+# System packages the build needs (Debian/Ubuntu names): gcc, g++, make, perl, pkg-config,
+# libssl-dev, zlib1g-dev (librdkafka is compiled from the rdkafka crate's bundled sources).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_PACKAGES := pkg-config libssl-dev zlib1g-dev gcc g++ make perl python3
+DEMO_BLOCKS ?= 200
+DEMO_SEED ?= 42
+
+.PHONY: all build deps test test-only lint fmt demo bench kafka-up kafka-down clean-out
+
+all: build
+
+## Install missing system packages (Debian/Ubuntu, as root or with sudo).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --release --bins
+
+## The whole test suite, as CI runs it. Idempotent: reuses a running broker.
+test: deps
+	@if [ -n "$$CI" ] && [ ! -d ../shared/fixtures ]; then \
+	  echo "error: CI is set but ../shared/fixtures is missing (the conformance tests need it)"; exit 2; fi
+	$(CARGO) build --all-targets
+	./scripts/kafka-up.sh
+	KAFKA_BROKERS="$${KAFKA_BROKERS:-$$(cat .kafka/brokers)}" $(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --doc
+	$(MAKE) lint
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Demo: a local node serving a generated mainnet-shaped chain, exported to ./out.
+demo: deps
+	./scripts/demo.sh $(DEMO_BLOCKS) $(DEMO_SEED)
+
+kafka-up:
+	./scripts/kafka-up.sh
+
+kafka-down:
+	./scripts/kafka-down.sh
