@@ -123,7 +123,11 @@ fn compare_topic(got: &[Got], jsonl: &[String], entity: Entity) {
     for m in got {
         let v = std::str::from_utf8(&m.value).expect("utf-8 value");
         let (block, hash, _) = item_facts(v);
-        assert_eq!(m.key.as_deref(), Some(block.to_string().as_str()), "key of {v}");
+        assert_eq!(
+            m.key.as_deref(),
+            Some(block.to_string().as_str()),
+            "key of {v}"
+        );
         assert_eq!(m.header("entity"), Some(entity.name()));
         assert_eq!(m.header("block_hash"), Some(hash.as_str()));
         *have.entry(v).or_default() += 1;
@@ -172,14 +176,25 @@ fn shared_real_blocks_reach_kafka_as_in_jsonl() {
         let dir = dir.to_str().expect("utf-8 path");
         for output in [dir, kafka_out.as_str()] {
             let mut args = vec![
-                "--rpc", &url, "--blocks", range, "--entities", ENTITIES_ARG, "--output",
-                output, "-q",
+                "--rpc",
+                &url,
+                "--blocks",
+                range,
+                "--entities",
+                ENTITIES_ARG,
+                "--output",
+                output,
+                "-q",
             ];
             if output.starts_with("kafka://") {
                 args.extend(["--topic-prefix", &prefix, "--partitions", "3"]);
             }
             let o = run_export(&args, Duration::from_secs(120));
-            assert!(o.status.success(), "export {range} to {output}: {}", stderr(&o));
+            assert!(
+                o.status.success(),
+                "export {range} to {output}: {}",
+                stderr(&o)
+            );
         }
     }
     for e in ALL {
@@ -214,7 +229,17 @@ fn generated(blocks: u64, start: u64, faults: FaultSpec) -> DevNode {
 fn expected_items(url: &str, range: &str, dir: &Path) -> HashMap<String, u64> {
     let d = dir.to_str().expect("utf-8 path");
     let o = run_export(
-        &["--rpc", url, "--blocks", range, "--entities", ENTITIES_ARG, "--output", d, "-q"],
+        &[
+            "--rpc",
+            url,
+            "--blocks",
+            range,
+            "--entities",
+            ENTITIES_ARG,
+            "--output",
+            d,
+            "-q",
+        ],
         Duration::from_secs(120),
     );
     assert!(o.status.success(), "jsonl export: {}", stderr(&o));
@@ -264,9 +289,25 @@ fn kill_9_and_resume_leaves_no_gap() {
     let cp_s = cp.to_str().expect("utf-8 path").to_string();
     let kafka_out = format!("kafka://{brokers}");
     let args = [
-        "--rpc", &url, "--blocks", &range, "--entities", ENTITIES_ARG, "--output", &kafka_out,
-        "--topic-prefix", &prefix, "--partitions", "3", "--checkpoint", &cp_s, "--batch-size",
-        "4", "--io-threads", "2", "-q",
+        "--rpc",
+        &url,
+        "--blocks",
+        &range,
+        "--entities",
+        ENTITIES_ARG,
+        "--output",
+        &kafka_out,
+        "--topic-prefix",
+        &prefix,
+        "--partitions",
+        "3",
+        "--checkpoint",
+        &cp_s,
+        "--batch-size",
+        "4",
+        "--io-threads",
+        "2",
+        "-q",
     ];
 
     // Kill when the checkpoint has moved past each mark (or after a while without it).
@@ -309,9 +350,18 @@ fn kill_9_and_resume_leaves_no_gap() {
 
     let have = kafka_items(&brokers, &prefix);
     let missing: Vec<&String> = want.keys().filter(|id| !have.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} items lost, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} items lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     let stray: Vec<&String> = have.keys().filter(|id| !want.contains_key(*id)).collect();
-    assert!(stray.is_empty(), "items outside the range: {:?}", stray.first());
+    assert!(
+        stray.is_empty(),
+        "items outside the range: {:?}",
+        stray.first()
+    );
 
     // An item may repeat once per kill whose checkpoint lay before its block (it was in
     // flight then), never otherwise.
@@ -319,7 +369,10 @@ fn kill_9_and_resume_leaves_no_gap() {
     for (id, n) in &have {
         let block = want[id];
         let allowed = 1 + kills.iter().filter(|c| c.is_none_or(|c| block > c)).count();
-        assert!(*n <= allowed, "{id} (block {block}) arrived {n} times, at most {allowed} allowed");
+        assert!(
+            *n <= allowed,
+            "{id} (block {block}) arrived {n} times, at most {allowed} allowed"
+        );
         duplicates += n - 1;
     }
     eprintln!(
@@ -353,10 +406,29 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
     // Short request timeouts make librdkafka resend what was in flight at the stop: only
     // idempotence keeps those resends from becoming duplicates.
     let args = [
-        "--rpc", &url, "--blocks", &range, "--entities", ENTITIES_ARG, "--output", &kafka_out,
-        "--topic-prefix", &prefix, "--partitions", "2", "--checkpoint", &cp_s, "--batch-size",
-        "4", "--io-threads", "2", "-X", "request.timeout.ms=3000", "-X",
-        "socket.timeout.ms=5000", "-q",
+        "--rpc",
+        &url,
+        "--blocks",
+        &range,
+        "--entities",
+        ENTITIES_ARG,
+        "--output",
+        &kafka_out,
+        "--topic-prefix",
+        &prefix,
+        "--partitions",
+        "2",
+        "--checkpoint",
+        &cp_s,
+        "--batch-size",
+        "4",
+        "--io-threads",
+        "2",
+        "-X",
+        "request.timeout.ms=3000",
+        "-X",
+        "socket.timeout.ms=5000",
+        "-q",
     ];
     let t0 = Instant::now();
     let child = Command::new(ETHETL)
@@ -368,7 +440,7 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
         .spawn()
         .expect("spawn ethetl");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !read_checkpoint(&cp).is_some_and(|c| c >= start + 40) {
+    while read_checkpoint(&cp).is_none_or(|c| c < start + 40) {
         assert!(Instant::now() < deadline, "no progress before the stall");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -388,7 +460,10 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
 
     let have = kafka_items(&broker.addr, &prefix);
     assert_eq!(have.len(), want.len(), "distinct items");
-    assert!(want.keys().all(|id| have.contains_key(id)), "an item was lost");
+    assert!(
+        want.keys().all(|id| have.contains_key(id)),
+        "an item was lost"
+    );
     let dups: usize = have.values().map(|n| n - 1).sum();
     assert_eq!(dups, 0, "duplicate messages after the stall");
     eprintln!(
@@ -406,7 +481,10 @@ fn assert_fails_cleanly(args: &[&str], cp: &Path, cp_before: Option<&str>, expec
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
     assert!(lines[0].starts_with("error:"), "{err}");
-    assert!(lines[0].contains(expect), "{err:?} should mention {expect:?}");
+    assert!(
+        lines[0].contains(expect),
+        "{err:?} should mention {expect:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(cp).ok().as_deref(),
         cp_before,
@@ -428,7 +506,17 @@ fn bad_kafka_input_fails_with_one_line_and_exit_2() {
     };
     let nowhere = format!("kafka://127.0.0.1:{closed}");
     assert_fails_cleanly(
-        &["--rpc", &url, "--blocks", "100:+50", "--output", &nowhere, "--checkpoint", cp_s, "-q"],
+        &[
+            "--rpc",
+            &url,
+            "--blocks",
+            "100:+50",
+            "--output",
+            &nowhere,
+            "--checkpoint",
+            cp_s,
+            "-q",
+        ],
         &cp,
         Some("109\n"),
         &format!("127.0.0.1:{closed}"),
@@ -438,8 +526,19 @@ fn bad_kafka_input_fails_with_one_line_and_exit_2() {
     let prefix = unique_prefix("e2e-bad");
     assert_fails_cleanly(
         &[
-            "--rpc", &url, "--blocks", "100:+50", "--output", &kafka_out, "--topic-prefix",
-            &prefix, "-X", "no.such.property=1", "--checkpoint", cp_s, "-q",
+            "--rpc",
+            &url,
+            "--blocks",
+            "100:+50",
+            "--output",
+            &kafka_out,
+            "--topic-prefix",
+            &prefix,
+            "-X",
+            "no.such.property=1",
+            "--checkpoint",
+            cp_s,
+            "-q",
         ],
         &cp,
         Some("109\n"),
@@ -452,8 +551,17 @@ fn bad_kafka_input_fails_with_one_line_and_exit_2() {
     let bad_cp = blocker.join("checkpoint");
     assert_fails_cleanly(
         &[
-            "--rpc", &url, "--blocks", "100:+50", "--output", &kafka_out, "--topic-prefix",
-            &prefix, "--checkpoint", bad_cp.to_str().expect("utf-8"), "-q",
+            "--rpc",
+            &url,
+            "--blocks",
+            "100:+50",
+            "--output",
+            &kafka_out,
+            "--topic-prefix",
+            &prefix,
+            "--checkpoint",
+            bad_cp.to_str().expect("utf-8"),
+            "-q",
         ],
         &bad_cp,
         None,
