@@ -212,7 +212,9 @@ fn shared_real_blocks_reach_kafka_as_in_jsonl() {
     }
 }
 
-fn generated(blocks: u64, start: u64, faults: FaultSpec) -> DevNode {
+/// A dev node serving a generated chain; with `delay`, every request answers that much late
+/// (a `stall` fault on every request), which paces a run so that it can be stopped mid-way.
+fn generated(blocks: u64, start: u64, delay: Option<Duration>) -> DevNode {
     let mut cfg = NodeConfig::generated(GenConfig {
         blocks,
         start_block: start,
@@ -220,8 +222,10 @@ fn generated(blocks: u64, start: u64, faults: FaultSpec) -> DevNode {
         txs_per_block: Some(3),
         ..GenConfig::default()
     });
-    cfg.faults = faults;
-    cfg.stall = Duration::from_millis(15);
+    if let Some(d) = delay {
+        cfg.faults = FaultSpec::only(FaultKind::Stall, 1.0);
+        cfg.stall = d;
+    }
     DevNode::start(cfg).expect("dev node")
 }
 
@@ -275,13 +279,14 @@ fn kill_9_and_resume_leaves_no_gap() {
     let (start, blocks) = (5_000_000u64, 2_000u64);
     let range = format!("{start}:+{blocks}");
     let last = start + blocks - 1;
-    let clean = generated(blocks, start, FaultSpec::none());
+    let clean = generated(blocks, start, None);
     let tmp = tempfile::tempdir().expect("tempdir");
     let want = expected_items(&clean.url(), &range, &tmp.path().join("jsonl"));
     clean.shutdown();
 
-    // Every request answers 15 ms late, so the run lasts long enough to be killed mid-way.
-    let node = generated(blocks, start, FaultSpec::only(FaultKind::Stall, 1.0));
+    // Every request answers 20 ms late (one request at a time, 4 blocks each: about 10 s for
+    // the range), so each run lasts long enough to be killed mid-way.
+    let node = generated(blocks, start, Some(Duration::from_millis(20)));
     let url = node.url();
     let brokers = brokers();
     let prefix = unique_prefix("e2e-crash");
@@ -344,6 +349,10 @@ fn kill_9_and_resume_leaves_no_gap() {
         child.wait().expect("reap");
         kills.push(read_checkpoint(&cp));
     }
+    assert!(
+        kills.iter().all(|c| c.is_none_or(|c| c < last)),
+        "a run finished before its kill: {kills:?}"
+    );
     let o = run_export(&args, Duration::from_secs(180));
     assert!(o.status.success(), "final run: {}", stderr(&o));
     assert_eq!(read_checkpoint(&cp), Some(last));
@@ -392,12 +401,12 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
     };
     let (start, blocks) = (7_000_000u64, 600u64);
     let range = format!("{start}:+{blocks}");
-    let clean = generated(blocks, start, FaultSpec::none());
+    let clean = generated(blocks, start, None);
     let tmp = tempfile::tempdir().expect("tempdir");
     let want = expected_items(&clean.url(), &range, &tmp.path().join("jsonl"));
     clean.shutdown();
 
-    let node = generated(blocks, start, FaultSpec::only(FaultKind::Stall, 1.0));
+    let node = generated(blocks, start, Some(Duration::from_millis(15)));
     let url = node.url();
     let prefix = unique_prefix("e2e-stall");
     let cp = tmp.path().join("checkpoint");
@@ -494,7 +503,7 @@ fn assert_fails_cleanly(args: &[&str], cp: &Path, cp_before: Option<&str>, expec
 
 #[test]
 fn bad_kafka_input_fails_with_one_line_and_exit_2() {
-    let node = generated(50, 100, FaultSpec::none());
+    let node = generated(50, 100, None);
     let url = node.url();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cp = tmp.path().join("checkpoint");
