@@ -1,1 +1,135 @@
-//! TODO
+//! Raw command-line flags, exactly as typed: argh structs and their `--help` text, no logic.
+//! Validation and resolution (ranges, URLs, defaults from the environment and the core count)
+//! live in [`crate::config`].
+
+use argh::FromArgs;
+
+/// ethetl: export Ethereum/EVM blocks, transactions, logs, token transfers and receipts from
+/// JSON-RPC nodes to files, stdout or Kafka, in ethereum-etl 2.4.2's schema.
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct Cli {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand)]
+pub enum Command {
+    Export(ExportArgs),
+}
+
+/// Export a block range. Files go to DIR/<entity>/<first>-<last>.<jsonl|csv>, one file per
+/// --chunk-size aligned blocks; `--output -` streams JSONL items to stdout; `--output null`
+/// decodes everything and writes nothing; `--output kafka://host:port` produces to Kafka.
+#[derive(FromArgs, Debug, PartialEq, Default)]
+#[argh(
+    subcommand,
+    name = "export",
+    example = "ethetl export --rpc http://127.0.0.1:8545 --blocks 18000000:18000100 --output out/",
+    example = "ethetl export --start-block 18000000 --end-block 18000099 --entities blocks,transactions --format csv --output out/",
+    example = "ethetl export --blocks 18M:+1000 --output - | head",
+    example = "ethetl export --blocks 18M:18.001M --output kafka://localhost:9092 --topic-prefix eth",
+    note = "Exit status: 0 on success, 2 on a usage, configuration or fatal error, and 2 after an interrupt (SIGINT/SIGTERM), which stops cleanly and reports where the checkpoint is."
+)]
+pub struct ExportArgs {
+    /// the JSON-RPC endpoint(s), http:// or https://, comma-separated; several endpoints share the
+    /// jobs round-robin. Default: the ETH_RPC_URL environment variable. API keys in the URL are
+    /// never printed.
+    #[argh(option)]
+    pub rpc: Option<String>,
+
+    /// block range, cryo style: A:B (end exclusive), A:+N (N blocks), or a single block A;
+    /// numbers take K/M suffixes and decimals (18M:18.001M, 18000k:+100)
+    #[argh(option, short = 'b')]
+    pub blocks: Option<String>,
+
+    /// first block, inclusive (ethereum-etl style; use with --end-block instead of --blocks)
+    #[argh(option, short = 's')]
+    pub start_block: Option<String>,
+
+    /// last block, inclusive (ethereum-etl style; use with --start-block)
+    #[argh(option, short = 'e')]
+    pub end_block: Option<String>,
+
+    /// comma-separated entities: blocks, transactions, logs, token_transfers, receipts.
+    /// Default: blocks,transactions,logs,token_transfers. Receipts are fetched from the node
+    /// only if an entity needs them (logs, token_transfers, receipts).
+    #[argh(option)]
+    pub entities: Option<String>,
+
+    /// row format: jsonl (ethereum-etl stream items, the default) or csv (ethereum-etl export
+    /// columns)
+    #[argh(option, short = 'f')]
+    pub format: Option<String>,
+
+    /// where rows go: a directory, `-` for stdout, `null` to decode and discard (dry runs,
+    /// benchmarks), or kafka://host:port[,host:port]
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
+
+    /// blocks per JSON-RPC batch request (default 10)
+    #[argh(option)]
+    pub batch_size: Option<u64>,
+
+    /// concurrent HTTP requests, each on its own blocking thread (default: 2 per core, at
+    /// least 4)
+    #[argh(option)]
+    pub io_threads: Option<usize>,
+
+    /// threads that parse responses and build rows (default: one per core)
+    #[argh(option)]
+    pub cpu_threads: Option<usize>,
+
+    /// retries per request for transport errors, timeouts, HTTP 429/5xx and retryable node
+    /// answers, with exponential backoff (default 5; 0 fails at the first error)
+    #[argh(option)]
+    pub max_retries: Option<u32>,
+
+    /// seconds allowed for one HTTP request, including reading the response (default 60)
+    #[argh(option)]
+    pub timeout: Option<u64>,
+
+    /// blocks per output file; files cover aligned chunks (default 1000)
+    #[argh(option)]
+    pub chunk_size: Option<u64>,
+
+    /// replace output files that already exist (otherwise an existing file in the range is an
+    /// error)
+    #[argh(switch)]
+    pub overwrite: bool,
+
+    /// checkpoint file: holds the last block N such that N and every block before it in the
+    /// range are safely written; an existing one makes the run resume after it
+    #[argh(option)]
+    pub checkpoint: Option<String>,
+
+    /// write a JSON run summary (counts, bytes, timing) to this file at the end
+    #[argh(option)]
+    pub report: Option<String>,
+
+    /// the Kafka topic prefix: topics are <prefix>.<entity>, or bare <entity> when empty (the
+    /// default, as ethereum-etl)
+    #[argh(option)]
+    pub topic_prefix: Option<String>,
+
+    /// partitions for Kafka topics ethetl creates (default 1; existing topics are kept as
+    /// they are)
+    #[argh(option)]
+    pub partitions: Option<i32>,
+
+    /// librdkafka property key=value (repeatable; applied after --kafka-config)
+    #[argh(option, short = 'X')]
+    pub kafka_property: Vec<String>,
+
+    /// file of librdkafka properties, one key=value per line (# starts a comment)
+    #[argh(option)]
+    pub kafka_config: Option<String>,
+
+    /// no progress and no final summary on stderr (errors are still printed)
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+}

@@ -1,1 +1,770 @@
-//! TODO
+//! Turns raw flags ([`crate::cli::ExportArgs`]) and the environment (`ETH_RPC_URL`) into a
+//! validated [`ExportConfig`]: endpoints checked and redacted for display, the block range
+//! resolved from either flag style, entities, format, output target and thread counts decided.
+//! Every problem becomes a [`ConfigError`] that names the flag and the offending value.
+
+use crate::cli::ExportArgs;
+use crate::pipeline::msg::{Entity, EntitySet, RowFormat};
+use crate::redact::Redactor;
+use crate::sink::kafka::KafkaOptions;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default blocks per JSON-RPC batch request (10 blocks with receipts ≈ 5–13 MB of JSON, well
+/// under geth's 25 MB / 1,000-call batch limits).
+pub const DEFAULT_BATCH_SIZE: u64 = 10;
+/// Default blocks per output file (as cryo's default chunk size).
+pub const DEFAULT_CHUNK_SIZE: u64 = 1000;
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+/// The entities exported when `--entities` is not given.
+pub const DEFAULT_ENTITIES: [Entity; 4] = [
+    Entity::Blocks,
+    Entity::Transactions,
+    Entity::Logs,
+    Entity::TokenTransfers,
+];
+/// geth refuses batches over 1,000 calls; with receipts a block costs two calls.
+pub const MAX_BATCH_SIZE: u64 = 500;
+
+/// One JSON-RPC endpoint. `Display` shows the redacted URL only.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    redactor: Redactor,
+}
+
+impl Endpoint {
+    /// Validates an `http://` or `https://` URL with a host.
+    pub fn parse(url: &str) -> Result<Endpoint, ConfigError> {
+        let url = url.trim();
+        let redactor = Redactor::new(url);
+        let bad = |reason: String| ConfigError::BadUrl {
+            url: redactor.redacted().to_string(),
+            reason,
+        };
+        let uri: ureq::http::Uri = url
+            .parse()
+            .map_err(|e: ureq::http::uri::InvalidUri| bad(redactor.sanitize(&e.to_string())))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "scheme `{}` is not supported (use http:// or https://)",
+                    redactor.sanitize(other)
+                )))
+            }
+            None => return Err(bad("missing http:// or https://".into())),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(bad("missing host".into()));
+        }
+        Ok(Endpoint { redactor })
+    }
+
+    /// The URL to connect to. Never print it: use `Display` or [`Endpoint::redacted`].
+    pub fn url(&self) -> &str {
+        self.redactor.raw()
+    }
+
+    pub fn redacted(&self) -> &str {
+        self.redactor.redacted()
+    }
+
+    /// Scrubs this endpoint's URL and secrets from `message`.
+    pub fn sanitize(&self, message: &str) -> String {
+        self.redactor.sanitize(message)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.redactor.redacted())
+    }
+}
+
+/// An inclusive block range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl BlockRange {
+    /// `start..=end`; `None` if `end < start`.
+    pub fn new(start: u64, end: u64) -> Option<BlockRange> {
+        (end >= start).then_some(BlockRange { start, end })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for BlockRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..={}", self.start, self.end)
+    }
+}
+
+/// Where rows go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `DIR/<entity>/<first>-<last>.<ext>` files.
+    Dir(PathBuf),
+    /// JSONL stream items (or CSV of one entity) on stdout.
+    Stdout,
+    /// Decode and count, write nothing.
+    Null,
+    Kafka(KafkaOptions),
+}
+
+/// A validated export.
+#[derive(Clone, Debug)]
+pub struct ExportConfig {
+    pub endpoints: Vec<Endpoint>,
+    pub range: BlockRange,
+    pub entities: EntitySet,
+    pub format: RowFormat,
+    /// Blocks per JSON-RPC batch (one HTTP POST).
+    pub batch_size: u64,
+    pub io_threads: usize,
+    pub cpu_threads: usize,
+    /// Retries per job after its first failure (0: fail at once).
+    pub max_retries: u32,
+    /// Limit for one HTTP request, response body included.
+    pub timeout: Duration,
+    /// Blocks per output file; jobs never straddle a chunk boundary.
+    pub chunk_size: u64,
+    pub output: Output,
+    pub overwrite: bool,
+    pub checkpoint: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    /// No progress display and no summary.
+    pub quiet: bool,
+    /// Most jobs in flight beyond the last one written (bounds the reorder buffer and so
+    /// memory, whatever the range length).
+    pub window: usize,
+}
+
+impl ExportConfig {
+    /// A configuration with every default: the given endpoint(s) (comma-separated) and range,
+    /// default entities, JSONL, output [`Output::Null`], quiet. Adjust the public fields after.
+    pub fn new(rpc: &str, range: BlockRange) -> Result<ExportConfig, ConfigError> {
+        let endpoints = parse_endpoints(rpc)?;
+        let (io_threads, cpu_threads) = default_threads();
+        Ok(ExportConfig {
+            endpoints,
+            range,
+            entities: EntitySet::of(&DEFAULT_ENTITIES),
+            format: RowFormat::Json,
+            batch_size: DEFAULT_BATCH_SIZE,
+            io_threads,
+            cpu_threads,
+            max_retries: DEFAULT_MAX_RETRIES,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            output: Output::Null,
+            overwrite: false,
+            checkpoint: None,
+            report: None,
+            quiet: true,
+            window: default_window(io_threads, cpu_threads),
+        })
+    }
+
+    /// Validates `args`; `env_rpc` is the value of `ETH_RPC_URL` (used when `--rpc` is absent).
+    pub fn from_args(
+        args: &ExportArgs,
+        env_rpc: Option<String>,
+    ) -> Result<ExportConfig, ConfigError> {
+        let rpc = match (&args.rpc, env_rpc) {
+            (Some(r), _) => r.clone(),
+            (None, Some(r)) if !r.trim().is_empty() => r,
+            _ => return Err(ConfigError::NoRpc),
+        };
+        let endpoints = parse_endpoints(&rpc)?;
+        let range = resolve_range(args)?;
+        let entities = match &args.entities {
+            Some(s) => parse_entities(s)?,
+            None => EntitySet::of(&DEFAULT_ENTITIES),
+        };
+        let format = match args.format.as_deref().map(str::trim) {
+            None | Some("jsonl") | Some("json") => RowFormat::Json,
+            Some("csv") => RowFormat::Csv,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    flag: "--format",
+                    value: other.to_string(),
+                    reason: "expected jsonl or csv".into(),
+                })
+            }
+        };
+        let output = resolve_output(args, entities, format)?;
+
+        let (default_io, default_cpu) = default_threads();
+        let io_threads = positive("--io-threads", args.io_threads.unwrap_or(default_io), 1024)?;
+        let cpu_threads = positive(
+            "--cpu-threads",
+            args.cpu_threads.unwrap_or(default_cpu),
+            1024,
+        )?;
+        let batch_size = positive(
+            "--batch-size",
+            args.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+            MAX_BATCH_SIZE,
+        )?;
+        let chunk_size = positive(
+            "--chunk-size",
+            args.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
+            u64::MAX / 2,
+        )?;
+        let timeout = positive(
+            "--timeout",
+            args.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+            7 * 24 * 3600,
+        )?;
+        if let Some(c) = &args.checkpoint {
+            if c.is_empty() {
+                return Err(ConfigError::Invalid {
+                    flag: "--checkpoint",
+                    value: String::new(),
+                    reason: "expected a file path".into(),
+                });
+            }
+        }
+        Ok(ExportConfig {
+            endpoints,
+            range,
+            entities,
+            format,
+            batch_size,
+            io_threads,
+            cpu_threads,
+            max_retries: args.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            timeout: Duration::from_secs(timeout),
+            chunk_size,
+            output,
+            overwrite: args.overwrite,
+            checkpoint: args.checkpoint.as_ref().map(PathBuf::from),
+            report: args.report.as_ref().map(PathBuf::from),
+            quiet: args.quiet,
+            window: default_window(io_threads, cpu_threads),
+        })
+    }
+
+    /// Whether requests include `eth_getBlockReceipts` calls.
+    pub fn needs_receipts(&self) -> bool {
+        self.entities.needs_receipts()
+    }
+}
+
+/// (I/O threads, CPU threads) from the core count: I/O threads mostly wait on the network.
+pub fn default_threads() -> (usize, usize) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    ((2 * cores).clamp(4, 64), cores)
+}
+
+/// Jobs allowed in flight beyond the write position: enough to keep every thread busy and
+/// absorb reordering, small enough that memory stays a few hundred MB at most.
+pub fn default_window(io_threads: usize, cpu_threads: usize) -> usize {
+    2 * (io_threads + cpu_threads) + 4
+}
+
+fn positive<T: Copy + PartialOrd + From<u8> + std::fmt::Display>(
+    flag: &'static str,
+    v: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if v < T::from(1) || v > max {
+        return Err(ConfigError::Invalid {
+            flag,
+            value: v.to_string(),
+            reason: format!("expected 1 to {max}"),
+        });
+    }
+    Ok(v)
+}
+
+/// Parses `URL[,URL...]`.
+pub fn parse_endpoints(rpc: &str) -> Result<Vec<Endpoint>, ConfigError> {
+    let list: Vec<&str> = rpc
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(ConfigError::NoRpc);
+    }
+    list.into_iter().map(Endpoint::parse).collect()
+}
+
+/// Parses a comma-separated entity list (plural or singular names).
+pub fn parse_entities(s: &str) -> Result<EntitySet, ConfigError> {
+    let mut set = EntitySet::default();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let e = Entity::from_name(name)
+            .or_else(|| Entity::ALL.into_iter().find(|e| e.item_type() == name))
+            .ok_or_else(|| ConfigError::UnknownEntity {
+                name: name.to_string(),
+            })?;
+        set.0[e as usize] = true;
+    }
+    if set.iter().next().is_none() {
+        return Err(ConfigError::Invalid {
+            flag: "--entities",
+            value: s.to_string(),
+            reason: format!("no entity given; valid: {}", entity_names()),
+        });
+    }
+    Ok(set)
+}
+
+fn entity_names() -> String {
+    Entity::ALL.map(Entity::name).join(", ")
+}
+
+fn resolve_output(
+    args: &ExportArgs,
+    entities: EntitySet,
+    format: RowFormat,
+) -> Result<Output, ConfigError> {
+    let raw = args.output.as_deref().ok_or(ConfigError::NoOutput)?;
+    let is_kafka = raw.starts_with("kafka://");
+    if !is_kafka {
+        for (flag, given) in [
+            ("--topic-prefix", args.topic_prefix.is_some()),
+            ("--partitions", args.partitions.is_some()),
+            ("--kafka-property (-X)", !args.kafka_property.is_empty()),
+            ("--kafka-config", args.kafka_config.is_some()),
+        ] {
+            if given {
+                return Err(ConfigError::Conflict(format!(
+                    "{flag} only applies to --output kafka://host:port"
+                )));
+            }
+        }
+    }
+    match raw {
+        "" => Err(ConfigError::NoOutput),
+        "-" => {
+            if format == RowFormat::Csv && entities.iter().count() != 1 {
+                return Err(ConfigError::Conflict(
+                    "CSV on stdout needs exactly one entity (--entities NAME); use --format jsonl \
+                     for several"
+                        .into(),
+                ));
+            }
+            Ok(Output::Stdout)
+        }
+        "null" => Ok(Output::Null),
+        _ if is_kafka => {
+            if format == RowFormat::Csv {
+                return Err(ConfigError::Conflict(
+                    "Kafka messages are JSON stream items; --format csv does not apply".into(),
+                ));
+            }
+            let brokers = raw["kafka://".len()..].trim_end_matches('/');
+            if brokers.is_empty()
+                || brokers
+                    .split(',')
+                    .any(|b| b.trim().is_empty() || !b.contains(':'))
+            {
+                return Err(ConfigError::Invalid {
+                    flag: "--output",
+                    value: raw.to_string(),
+                    reason: "expected kafka://host:port[,host:port...]".into(),
+                });
+            }
+            let partitions = args.partitions.unwrap_or(1);
+            if partitions < 1 {
+                return Err(ConfigError::Invalid {
+                    flag: "--partitions",
+                    value: partitions.to_string(),
+                    reason: "expected at least 1".into(),
+                });
+            }
+            let mut overrides = Vec::new();
+            if let Some(file) = &args.kafka_config {
+                let text = std::fs::read_to_string(file).map_err(|source| {
+                    ConfigError::KafkaConfigFile {
+                        path: PathBuf::from(file),
+                        source,
+                    }
+                })?;
+                for (i, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    overrides.push(parse_property(line).map_err(|reason| {
+                        ConfigError::Invalid {
+                            flag: "--kafka-config",
+                            value: format!("{file}:{}", i + 1),
+                            reason,
+                        }
+                    })?);
+                }
+            }
+            for p in &args.kafka_property {
+                overrides.push(parse_property(p).map_err(|reason| ConfigError::Invalid {
+                    flag: "-X",
+                    value: p.clone(),
+                    reason,
+                })?);
+            }
+            Ok(Output::Kafka(KafkaOptions {
+                brokers: brokers.to_string(),
+                topic_prefix: args.topic_prefix.clone().unwrap_or_default(),
+                partitions,
+                overrides,
+                entities,
+            }))
+        }
+        dir => Ok(Output::Dir(PathBuf::from(dir))),
+    }
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err("expected key=value".into()),
+    }
+}
+
+/// Resolves `--blocks` or `--start-block`/`--end-block` into an inclusive range.
+pub fn resolve_range(args: &ExportArgs) -> Result<BlockRange, ConfigError> {
+    match (&args.blocks, &args.start_block, &args.end_block) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::Conflict(
+            "give either --blocks or --start-block/--end-block, not both".into(),
+        )),
+        (Some(b), None, None) => parse_blocks(b),
+        (None, Some(s), Some(e)) => {
+            let start = parse_block_number(s).map_err(|reason| ConfigError::Invalid {
+                flag: "--start-block",
+                value: s.clone(),
+                reason,
+            })?;
+            let end = parse_block_number(e).map_err(|reason| ConfigError::Invalid {
+                flag: "--end-block",
+                value: e.clone(),
+                reason,
+            })?;
+            BlockRange::new(start, end).ok_or_else(|| ConfigError::BadRange {
+                value: format!("--start-block {s} --end-block {e}"),
+                reason: format!("end block {end} is before start block {start}"),
+            })
+        }
+        (None, Some(_), None) => Err(ConfigError::Conflict(
+            "--start-block needs --end-block (the last block, inclusive)".into(),
+        )),
+        (None, None, Some(_)) => Err(ConfigError::Conflict(
+            "--end-block needs --start-block".into(),
+        )),
+        (None, None, None) => Err(ConfigError::NoRange),
+    }
+}
+
+/// Parses cryo-style `A:B` (end exclusive), `A:+N` or a single block `A`.
+pub fn parse_blocks(s: &str) -> Result<BlockRange, ConfigError> {
+    let bad = |reason: String| ConfigError::BadRange {
+        value: s.to_string(),
+        reason,
+    };
+    let s = s.trim();
+    let Some((a, b)) = s.split_once(':') else {
+        let n = parse_block_number(s).map_err(bad)?;
+        return Ok(BlockRange { start: n, end: n });
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return Err(bad("missing start block before `:`".into()));
+    }
+    let start = parse_block_number(a).map_err(bad)?;
+    if b.is_empty() {
+        return Err(bad(
+            "missing end after `:` (open-ended ranges are not supported; use A:B or A:+N)".into(),
+        ));
+    }
+    if let Some(n) = b.strip_prefix('+') {
+        let count = parse_block_number(n).map_err(bad)?;
+        if count == 0 {
+            return Err(bad("the range is empty (+0 blocks)".into()));
+        }
+        let end = start
+            .checked_add(count - 1)
+            .ok_or_else(|| bad("the range goes past the largest block number".into()))?;
+        return Ok(BlockRange { start, end });
+    }
+    let end_excl = parse_block_number(b).map_err(bad)?;
+    if end_excl < start {
+        return Err(bad(format!(
+            "end block {end_excl} is before start block {start}"
+        )));
+    }
+    if end_excl == start {
+        return Err(bad(format!(
+            "the range is empty (the end, {end_excl}, is exclusive; use {start}:+1 for one block)"
+        )));
+    }
+    Ok(BlockRange {
+        start,
+        end: end_excl - 1,
+    })
+}
+
+/// Parses a block number as people type them: `18000000`, `18_000_000`, `18M`, `18.5M`,
+/// `18000k`, `1.2B`. The result must be a whole number that fits in 64 bits.
+pub fn parse_block_number(s: &str) -> Result<u64, String> {
+    let t: String = s.trim().chars().filter(|c| *c != '_').collect();
+    if t.is_empty() {
+        return Err("missing block number".into());
+    }
+    let (digits, mult_exp) = match t.as_bytes()[t.len() - 1] {
+        b'k' | b'K' => (&t[..t.len() - 1], 3u32),
+        b'm' | b'M' => (&t[..t.len() - 1], 6),
+        b'b' | b'B' | b'g' | b'G' => (&t[..t.len() - 1], 9),
+        _ => (&t[..], 0),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let bad = || {
+        format!(
+            "`{}` is not a block number (examples: 18000000, 18M, 18.5M, 18000k)",
+            s.trim()
+        )
+    };
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|c| c.is_ascii_digit())
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let too_big = || format!("`{}` is larger than the largest block number", s.trim());
+    // value = (int . frac) * 10^mult_exp, computed exactly in u128.
+    let frac = frac.trim_end_matches('0');
+    if frac.len() as u32 > mult_exp {
+        return Err(format!("`{}` is not a whole block number", s.trim()));
+    }
+    let mut value: u128 = 0;
+    for c in int.bytes().chain(frac.bytes()) {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(c - b'0')))
+            .ok_or_else(too_big)?;
+    }
+    value = value
+        .checked_mul(10u128.pow(mult_exp - frac.len() as u32))
+        .ok_or_else(too_big)?;
+    u64::try_from(value).map_err(|_| too_big())
+}
+
+/// A problem with the command line or environment. Messages name the flag and value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no RPC endpoint: pass --rpc URL or set ETH_RPC_URL")]
+    NoRpc,
+    #[error("invalid RPC URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("no block range: pass --blocks A:B (end exclusive) or --start-block A --end-block B (inclusive)")]
+    NoRange,
+    #[error("invalid block range `{value}`: {reason}")]
+    BadRange { value: String, reason: String },
+    #[error("unknown entity `{name}`; valid entities: {}", entity_names())]
+    UnknownEntity { name: String },
+    #[error("invalid {flag} `{value}`: {reason}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("no output: pass --output DIR, `--output -` (stdout), `--output null` or --output kafka://host:port")]
+    NoOutput,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot read --kafka-config file {path}")]
+    KafkaConfigFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: u64, end: u64) -> BlockRange {
+        BlockRange { start, end }
+    }
+
+    #[test]
+    fn block_numbers() {
+        assert_eq!(parse_block_number("18000000"), Ok(18_000_000));
+        assert_eq!(parse_block_number("18_000_000"), Ok(18_000_000));
+        assert_eq!(parse_block_number("18M"), Ok(18_000_000));
+        assert_eq!(parse_block_number("18.001M"), Ok(18_001_000));
+        assert_eq!(parse_block_number("18000k"), Ok(18_000_000));
+        assert_eq!(parse_block_number("1.5K"), Ok(1_500));
+        assert_eq!(parse_block_number(".5M"), Ok(500_000));
+        assert_eq!(parse_block_number("2.50M"), Ok(2_500_000));
+        assert_eq!(parse_block_number("1B"), Ok(1_000_000_000));
+        assert_eq!(parse_block_number("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_block_number("18446744073709551616").is_err());
+        assert!(parse_block_number("99999999999999999999999999999999999999999M").is_err());
+        assert!(parse_block_number("1.0001K").is_err());
+        assert!(parse_block_number("1.5").is_err());
+        assert!(parse_block_number("abc").is_err());
+        assert!(parse_block_number("-5").is_err());
+        assert!(parse_block_number("").is_err());
+        assert!(parse_block_number("M").is_err());
+        assert!(parse_block_number("0x10").is_err());
+    }
+
+    #[test]
+    fn blocks_flag() {
+        assert_eq!(
+            parse_blocks("18000000:18000100").unwrap(),
+            r(18_000_000, 18_000_099)
+        );
+        assert_eq!(
+            parse_blocks("18M:18.001M").unwrap(),
+            r(18_000_000, 18_000_999)
+        );
+        assert_eq!(
+            parse_blocks("18000k:+100").unwrap(),
+            r(18_000_000, 18_000_099)
+        );
+        assert_eq!(parse_blocks("5").unwrap(), r(5, 5));
+        assert_eq!(parse_blocks("0:1").unwrap(), r(0, 0));
+        assert!(parse_blocks("10:5").is_err());
+        assert!(parse_blocks("10:10").is_err());
+        assert!(parse_blocks("10:+0").is_err());
+        assert!(parse_blocks("10:").is_err());
+        assert!(parse_blocks(":10").is_err());
+        assert!(parse_blocks("18446744073709551615:+2").is_err());
+        assert_eq!(
+            parse_blocks("18446744073709551615:+1").unwrap(),
+            r(u64::MAX, u64::MAX)
+        );
+    }
+
+    fn args(blocks: &str) -> ExportArgs {
+        ExportArgs {
+            rpc: Some("http://127.0.0.1:8545".into()),
+            blocks: Some(blocks.into()),
+            output: Some("null".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn range_flag_styles() {
+        let mut a = args("1:2");
+        a.start_block = Some("5".into());
+        assert!(matches!(resolve_range(&a), Err(ConfigError::Conflict(_))));
+        let a = ExportArgs {
+            start_block: Some("100".into()),
+            end_block: Some("199".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve_range(&a).unwrap(), r(100, 199));
+        let a = ExportArgs {
+            start_block: Some("200".into()),
+            end_block: Some("199".into()),
+            ..Default::default()
+        };
+        let e = resolve_range(&a).unwrap_err().to_string();
+        assert!(e.contains("before start"), "{e}");
+        assert!(matches!(
+            resolve_range(&ExportArgs::default()),
+            Err(ConfigError::NoRange)
+        ));
+    }
+
+    #[test]
+    fn entities() {
+        let s = parse_entities("blocks, transactions,receipts").unwrap();
+        assert!(s.contains(Entity::Receipts) && !s.contains(Entity::Logs));
+        assert!(s.needs_receipts());
+        assert!(!parse_entities("block,transaction")
+            .unwrap()
+            .needs_receipts());
+        let e = parse_entities("blocks,traces").unwrap_err().to_string();
+        assert!(
+            e.contains("traces") && e.contains("token_transfers") && e.contains("receipts"),
+            "{e}"
+        );
+        assert!(parse_entities(" , ").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(Endpoint::parse("http://127.0.0.1:8545").is_ok());
+        assert!(Endpoint::parse("https://eth.example/v2/KEY").is_ok());
+        for bad in [
+            "127.0.0.1:8545",
+            "ftp://h/",
+            "http://",
+            "not a url",
+            "ws://h:1",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+        let e = Endpoint::parse("wss://h/v2/SECRETKEY?k=SECRETVAL")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("SECRETKEY") && !e.contains("SECRETVAL"), "{e}");
+        let eps = parse_endpoints("http://a:1, http://b:2").unwrap();
+        assert_eq!(eps.len(), 2);
+        assert_eq!(eps[1].to_string(), "http://b:2");
+    }
+
+    #[test]
+    fn outputs() {
+        let c = ExportConfig::from_args(&args("1:2"), None).unwrap();
+        assert_eq!(c.output, Output::Null);
+        assert!(!c.needs_receipts() || c.entities.contains(Entity::Logs));
+        let mut a = args("1:2");
+        a.output = Some("-".into());
+        a.format = Some("csv".into());
+        assert!(matches!(
+            ExportConfig::from_args(&a, None),
+            Err(ConfigError::Conflict(_))
+        ));
+        a.entities = Some("blocks".into());
+        assert_eq!(
+            ExportConfig::from_args(&a, None).unwrap().output,
+            Output::Stdout
+        );
+        let mut a = args("1:2");
+        a.output = Some("kafka://k1:9092,k2:9092".into());
+        a.kafka_property = vec!["linger.ms=50".into()];
+        a.topic_prefix = Some("eth".into());
+        match ExportConfig::from_args(&a, None).unwrap().output {
+            Output::Kafka(k) => {
+                assert_eq!(k.brokers, "k1:9092,k2:9092");
+                assert_eq!(k.overrides, vec![("linger.ms".into(), "50".into())]);
+                assert_eq!(k.topic_prefix, "eth");
+            }
+            o => panic!("{o:?}"),
+        }
+        let mut a = args("1:2");
+        a.topic_prefix = Some("eth".into());
+        assert!(ExportConfig::from_args(&a, None).is_err());
+        let mut a = args("1:2");
+        a.rpc = None;
+        assert!(matches!(
+            ExportConfig::from_args(&a, None),
+            Err(ConfigError::NoRpc)
+        ));
+        assert!(ExportConfig::from_args(&a, Some("http://h:1".into())).is_ok());
+        let mut a = args("1:2");
+        a.batch_size = Some(0);
+        assert!(ExportConfig::from_args(&a, None).is_err());
+    }
+}

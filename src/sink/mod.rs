@@ -2,7 +2,10 @@
 //! [`DecodedBatch`] in `seq` order and reports which `seq`s are durable (files fsynced and
 //! renamed, Kafka deliveries acknowledged), which is what moves the checkpoint.
 
+pub mod file;
 pub mod kafka;
+pub mod null;
+pub mod stdout;
 
 use crate::pipeline::msg::DecodedBatch;
 use std::time::Duration;

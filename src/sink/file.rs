@@ -1,0 +1,468 @@
+//! Files sink: `DIR/<entity>/<first>-<last>.<jsonl|csv>`, one file per entity per aligned
+//! chunk of `chunk_size` blocks (clipped to the range), block numbers zero-padded to
+//! [`NAME_WIDTH`] digits so name order is block order.
+//!
+//! Guarantees: a file is written under a temporary name (`.<name>.tmp`) in the same directory
+//! and renamed only when its chunk is complete, after fsync of the file, followed by an fsync of
+//! the directory; so an interrupted run never leaves a truncated file under a final name. A
+//! `seq` is reported durable only when every file holding its rows has been renamed. A chunk
+//! with no rows still gets its (empty) file; a CSV file starts with the header unless it has no
+//! rows (as ethereum-etl). If the run ends inside a chunk (a stop), `finish` completes the
+//! partial chunk under the name of the blocks it really holds, `<first>-<last written>`, so a
+//! resumed run continues with the next block and no block is in two files.
+
+use crate::config::BlockRange;
+use crate::decode::csv_header;
+use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::pipeline::plan::chunk_of;
+use crate::sink::{Sink, SinkError};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Digits of the zero-padded block numbers in file names.
+pub const NAME_WIDTH: usize = 10;
+
+/// Settings of a [`FileSink`].
+#[derive(Clone, Debug)]
+pub struct FileSinkOptions {
+    pub dir: PathBuf,
+    pub entities: EntitySet,
+    pub format: RowFormat,
+    pub chunk_size: u64,
+    /// The blocks this run writes (after a resume: from the block after the checkpoint).
+    pub range: BlockRange,
+    /// Replace existing files instead of failing.
+    pub overwrite: bool,
+}
+
+/// The file name for `first..=last` of a format.
+pub fn file_name(first: u64, last: u64, format: RowFormat) -> String {
+    format!(
+        "{first:0w$}-{last:0w$}.{}",
+        extension(format),
+        w = NAME_WIDTH
+    )
+}
+
+pub fn extension(format: RowFormat) -> &'static str {
+    match format {
+        RowFormat::Json => "jsonl",
+        RowFormat::Csv => "csv",
+    }
+}
+
+/// Parses `<first>-<last>.<ext>` back into its range.
+fn parse_name(name: &str, ext: &str) -> Option<BlockRange> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    let (a, b) = stem.split_once('-')?;
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    BlockRange::new(a.parse().ok()?, b.parse().ok()?)
+}
+
+/// One entity's file of the open chunk.
+struct ChunkFile {
+    entity: Entity,
+    dir: PathBuf,
+    tmp: PathBuf,
+    /// `None` once closed.
+    out: Option<BufWriter<File>>,
+    rows: u64,
+}
+
+/// The chunk being written.
+struct OpenChunk {
+    range: BlockRange,
+    /// Last block written so far.
+    written_to: u64,
+    /// `seq`s with rows in this chunk, durable when it is complete.
+    seqs: Vec<u64>,
+    files: Vec<ChunkFile>,
+}
+
+/// Writes row files (see the module docs).
+pub struct FileSink {
+    opts: FileSinkOptions,
+    open: Option<OpenChunk>,
+    durable: Vec<u64>,
+    /// With `overwrite`: existing files inside the range under other names (an earlier run
+    /// with another chunk size, or one that was interrupted). Each is removed once the blocks
+    /// it covers have been written anew, so no block ends up in two files.
+    stale: Vec<(BlockRange, PathBuf)>,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError {
+    let path = path.display().to_string();
+    move |source| SinkError::Io { op, path, source }
+}
+
+impl FileSink {
+    /// Creates the entity directories and checks that no complete file already covers part
+    /// of the range (unless `overwrite`).
+    pub fn open(opts: FileSinkOptions) -> Result<FileSink, SinkError> {
+        let ext = extension(opts.format);
+        let mut stale = Vec::new();
+        for entity in opts.entities.iter() {
+            let dir = opts.dir.join(entity.name());
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+            let mut names: Vec<String> = fs::read_dir(&dir)
+                .map_err(io_err("list directory", &dir))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                if let Some(r) = parse_name(&name, ext) {
+                    if opts.overwrite && r.start >= opts.range.start && r.end <= opts.range.end {
+                        stale.push((r, dir.join(&name)));
+                    } else if !opts.overwrite
+                        && r.start <= opts.range.end
+                        && r.end >= opts.range.start
+                    {
+                        return Err(SinkError::Other(format!(
+                            "output file {} already exists and covers blocks {}..={} of the \
+                             requested range; pass --overwrite to replace it (or --checkpoint \
+                             to resume)",
+                            dir.join(&name).display(),
+                            r.start.max(opts.range.start),
+                            r.end.min(opts.range.end)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(FileSink {
+            opts,
+            open: None,
+            durable: Vec::new(),
+            stale,
+        })
+    }
+
+    fn open_chunk(&self, range: BlockRange) -> Result<OpenChunk, SinkError> {
+        let mut files = Vec::new();
+        for entity in self.opts.entities.iter() {
+            let dir = self.opts.dir.join(entity.name());
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                file_name(range.start, range.end, self.opts.format)
+            ));
+            let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+            files.push(ChunkFile {
+                entity,
+                dir,
+                tmp,
+                out: Some(BufWriter::with_capacity(1 << 20, f)),
+                rows: 0,
+            });
+        }
+        Ok(OpenChunk {
+            range,
+            written_to: range.start.wrapping_sub(1),
+            seqs: Vec::new(),
+            files,
+        })
+    }
+
+    /// Flushes, fsyncs and renames every file of `chunk` to its final name for
+    /// `chunk.range.start..=last`, then fsyncs the directories and marks its `seq`s durable.
+    fn complete(&mut self, mut chunk: OpenChunk, last: u64) -> Result<(), SinkError> {
+        let name = file_name(chunk.range.start, last, self.opts.format);
+        for f in &mut chunk.files {
+            let out = f.out.take().expect("chunk files are open until completed");
+            let file = out
+                .into_inner()
+                .map_err(|e| io_err("write", &f.tmp)(e.into_error()))?;
+            file.sync_all().map_err(io_err("fsync", &f.tmp))?;
+            drop(file);
+            let dest = f.dir.join(&name);
+            if !self.opts.overwrite && dest.exists() {
+                return Err(SinkError::Other(format!(
+                    "output file {} appeared while writing; pass --overwrite to replace it",
+                    dest.display()
+                )));
+            }
+            fs::rename(&f.tmp, &dest).map_err(io_err("rename to final name", &dest))?;
+        }
+        // Stale files now wholly rewritten (never one just written: same name, replaced).
+        let done = self.opts.range.start..=last;
+        let mut i = 0;
+        while i < self.stale.len() {
+            let (r, path) = &self.stale[i];
+            if done.contains(&r.start) && done.contains(&r.end) {
+                if path.file_name().map(|n| n.to_string_lossy()) != Some(name.as_str().into()) {
+                    fs::remove_file(path).map_err(io_err("remove replaced file", path))?;
+                }
+                self.stale.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        for f in &chunk.files {
+            crate::checkpoint::sync_dir(&f.dir).map_err(io_err("fsync directory", &f.dir))?;
+        }
+        chunk.files.clear();
+        self.durable.append(&mut chunk.seqs);
+        Ok(())
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
+        let chunk_range = chunk_of(batch.start, self.opts.chunk_size, self.opts.range);
+        if batch.end > chunk_range.end {
+            return Err(SinkError::Other(format!(
+                "batch of blocks {}..={} straddles the file chunk {chunk_range}",
+                batch.start, batch.end
+            )));
+        }
+        let mut chunk = match self.open.take() {
+            Some(c) if c.range == chunk_range => c,
+            Some(c) => {
+                return Err(SinkError::Other(format!(
+                    "batch of blocks {}..={} arrived while chunk {} was incomplete (written to {})",
+                    batch.start, batch.end, c.range, c.written_to
+                )))
+            }
+            None => self.open_chunk(chunk_range)?,
+        };
+        if batch.start != chunk.written_to.wrapping_add(1) {
+            let expected = chunk.written_to.wrapping_add(1);
+            self.open = Some(chunk);
+            return Err(SinkError::Other(format!(
+                "batch of blocks {}..={} is out of order: expected block {expected} next",
+                batch.start, batch.end
+            )));
+        }
+        for f in &mut chunk.files {
+            let rows = batch.rows(f.entity);
+            if rows.is_empty() {
+                continue;
+            }
+            let out = f.out.as_mut().expect("open");
+            if f.rows == 0 && self.opts.format == RowFormat::Csv {
+                out.write_all(csv_header(f.entity).as_bytes())
+                    .map_err(io_err("write", &f.tmp))?;
+            }
+            out.write_all(&rows.data).map_err(io_err("write", &f.tmp))?;
+            f.rows += rows.len() as u64;
+        }
+        chunk.seqs.push(batch.seq);
+        chunk.written_to = batch.end;
+        if batch.end == chunk.range.end {
+            self.complete(chunk, batch.end)
+        } else {
+            self.open = Some(chunk);
+            Ok(())
+        }
+    }
+
+    fn poll(
+        &mut self,
+        _timeout: std::time::Duration,
+        durable: &mut Vec<u64>,
+    ) -> Result<(), SinkError> {
+        durable.append(&mut self.durable);
+        Ok(())
+    }
+
+    fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+        if let Some(chunk) = self.open.take() {
+            if chunk.seqs.is_empty() {
+                self.open = Some(chunk); // removed by Drop
+            } else {
+                let last = chunk.written_to;
+                self.complete(chunk, last)?;
+            }
+        }
+        durable.append(&mut self.durable);
+        Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    /// A chunk still open here was abandoned (the run failed): remove its temporary files.
+    fn drop(&mut self) {
+        if let Some(chunk) = self.open.take() {
+            for f in chunk.files {
+                drop(f.out);
+                let _ = fs::remove_file(&f.tmp);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::msg::{BatchCounts, RowBuf};
+
+    fn batch(seq: u64, start: u64, end: u64) -> DecodedBatch {
+        let mut rows: [RowBuf; Entity::COUNT] = Default::default();
+        for b in start..=end {
+            let buf = &mut rows[Entity::Blocks as usize];
+            buf.data
+                .extend_from_slice(format!("{{\"number\":{b}}}\n").as_bytes());
+            buf.finish_row(b);
+        }
+        DecodedBatch {
+            seq,
+            start,
+            end,
+            format: RowFormat::Json,
+            blocks: Vec::new(),
+            rows,
+            counts: BatchCounts::default(),
+        }
+    }
+
+    fn opts(dir: &Path, range: BlockRange) -> FileSinkOptions {
+        FileSinkOptions {
+            dir: dir.to_path_buf(),
+            entities: EntitySet::of(&[Entity::Blocks, Entity::Logs]),
+            format: RowFormat::Json,
+            chunk_size: 10,
+            range,
+            overwrite: false,
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn chunks_become_visible_only_when_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let range = BlockRange { start: 5, end: 24 };
+        let mut s = FileSink::open(opts(tmp.path(), range)).unwrap();
+        let mut durable = Vec::new();
+        s.write(batch(0, 5, 7)).unwrap();
+        s.poll(Default::default(), &mut durable).unwrap();
+        assert!(durable.is_empty());
+        assert_eq!(
+            listing(&tmp.path().join("blocks")),
+            vec![".0000000005-0000000009.jsonl.tmp"]
+        );
+        s.write(batch(1, 8, 9)).unwrap();
+        s.poll(Default::default(), &mut durable).unwrap();
+        assert_eq!(durable, vec![0, 1]);
+        assert_eq!(
+            listing(&tmp.path().join("blocks")),
+            vec!["0000000005-0000000009.jsonl"]
+        );
+        // logs had no rows: an empty file all the same
+        let logs = tmp.path().join("logs/0000000005-0000000009.jsonl");
+        assert_eq!(fs::read(&logs).unwrap().len(), 0);
+        let text =
+            fs::read_to_string(tmp.path().join("blocks/0000000005-0000000009.jsonl")).unwrap();
+        let numbers: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                l.trim_start_matches("{\"number\":")
+                    .trim_end_matches('}')
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, (5..=9).collect::<Vec<_>>());
+        // a partial chunk at finish is named after what it holds
+        s.write(batch(2, 10, 13)).unwrap();
+        s.finish(&mut durable).unwrap();
+        assert_eq!(durable, vec![0, 1, 2]);
+        assert_eq!(
+            listing(&tmp.path().join("blocks")),
+            vec!["0000000005-0000000009.jsonl", "0000000010-0000000013.jsonl"]
+        );
+        drop(s);
+        // the range overlaps existing files now
+        let e = FileSink::open(opts(tmp.path(), range))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("already exists") && e.contains("--overwrite"),
+            "{e}"
+        );
+        // a range after them is fine
+        assert!(FileSink::open(opts(tmp.path(), BlockRange { start: 14, end: 24 })).is_ok());
+        // --overwrite: the partial 10-13 file goes once 10-19 is written anew
+        let mut o = opts(tmp.path(), BlockRange { start: 10, end: 24 });
+        o.overwrite = true;
+        let mut s = FileSink::open(o).unwrap();
+        s.write(batch(0, 10, 19)).unwrap();
+        s.write(batch(1, 20, 24)).unwrap();
+        s.finish(&mut durable).unwrap();
+        assert_eq!(
+            listing(&tmp.path().join("blocks")),
+            vec![
+                "0000000005-0000000009.jsonl",
+                "0000000010-0000000019.jsonl",
+                "0000000020-0000000024.jsonl"
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_header_only_above_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = opts(tmp.path(), BlockRange { start: 0, end: 9 });
+        o.format = RowFormat::Csv;
+        let mut s = FileSink::open(o).unwrap();
+        let mut b = batch(0, 0, 9);
+        b.format = RowFormat::Csv;
+        s.write(b).unwrap();
+        let blocks =
+            fs::read_to_string(tmp.path().join("blocks/0000000000-0000000009.csv")).unwrap();
+        let header = csv_header(Entity::Blocks);
+        assert!(!header.is_empty());
+        assert!(blocks.starts_with(header), "{blocks}");
+        assert_eq!(blocks.matches(header).count(), 1);
+        // no rows: an empty file, without even the header (as ethereum-etl)
+        let logs = fs::read(tmp.path().join("logs/0000000000-0000000009.csv")).unwrap();
+        assert!(logs.is_empty());
+    }
+
+    #[test]
+    fn abandoned_chunk_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let mut s = FileSink::open(opts(tmp.path(), BlockRange { start: 0, end: 9 })).unwrap();
+            s.write(batch(0, 0, 3)).unwrap();
+        }
+        assert!(listing(&tmp.path().join("blocks")).is_empty());
+        assert!(listing(&tmp.path().join("logs")).is_empty());
+    }
+
+    #[test]
+    fn out_of_order_batch_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = FileSink::open(opts(tmp.path(), BlockRange { start: 0, end: 9 })).unwrap();
+        s.write(batch(0, 0, 3)).unwrap();
+        assert!(s.write(batch(1, 5, 6)).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            file_name(18_000_000, 18_000_999, RowFormat::Csv),
+            "0018000000-0018000999.csv"
+        );
+        assert_eq!(
+            parse_name("0018000000-0018000999.csv", "csv"),
+            Some(BlockRange {
+                start: 18_000_000,
+                end: 18_000_999
+            })
+        );
+        assert_eq!(parse_name(".0018000000-0018000999.csv.tmp", "csv"), None);
+        assert_eq!(parse_name("x.csv", "csv"), None);
+    }
+}

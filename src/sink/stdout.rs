@@ -1,0 +1,187 @@
+//! Stdout sink: rows in block order, interleaved per block as ethereum-etl's stream emits them
+//! (the block, its transactions, logs, token transfers, then receipts), JSONL stream items or
+//! CSV of a single entity (header before the first row). Each batch is flushed before its `seq`
+//! is reported durable. A closed pipe (`| head`) is a [`SinkError::Io`] whose source has
+//! kind `BrokenPipe`, never a panic: see [`is_broken_pipe`].
+
+use crate::decode::csv_header;
+use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::sink::{Sink, SinkError};
+use std::io::{BufWriter, Write};
+
+/// Writes rows to a stream (stdout by default).
+pub struct StdoutSink<W: Write + Send = std::io::Stdout> {
+    out: BufWriter<W>,
+    entities: EntitySet,
+    format: RowFormat,
+    header_written: bool,
+    durable: Vec<u64>,
+}
+
+impl StdoutSink<std::io::Stdout> {
+    pub fn new(entities: EntitySet, format: RowFormat) -> Self {
+        StdoutSink::to_writer(std::io::stdout(), entities, format)
+    }
+}
+
+impl<W: Write + Send> StdoutSink<W> {
+    /// Writes to any stream instead of stdout.
+    pub fn to_writer(w: W, entities: EntitySet, format: RowFormat) -> Self {
+        StdoutSink {
+            out: BufWriter::with_capacity(1 << 20, w),
+            entities,
+            format,
+            header_written: false,
+            durable: Vec::new(),
+        }
+    }
+
+    /// The stream, after flushing.
+    pub fn into_inner(self) -> Option<W> {
+        self.out.into_inner().ok()
+    }
+
+    fn write_batch(&mut self, batch: &DecodedBatch) -> std::io::Result<()> {
+        let entities: Vec<Entity> = self.entities.iter().collect();
+        if self.format == RowFormat::Csv && !self.header_written {
+            if let Some(e) = entities.first() {
+                if !batch.rows(*e).is_empty() {
+                    self.out.write_all(csv_header(*e).as_bytes())?;
+                    self.header_written = true;
+                }
+            }
+        }
+        // One cursor per entity; rows are in (block, index) order within each entity.
+        let mut iters: Vec<_> = entities
+            .iter()
+            .map(|e| batch.rows(*e).iter().peekable())
+            .collect();
+        for block in batch.start..=batch.end {
+            for it in iters.iter_mut() {
+                while let Some((_, row)) = it.next_if(|(b, _)| *b <= block) {
+                    self.out.write_all(row)?;
+                }
+            }
+        }
+        // Rows tagged outside the batch's range (should not happen) are still written.
+        for it in iters.iter_mut() {
+            for (_, row) in it {
+                self.out.write_all(row)?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
+/// Whether a sink error is a closed output pipe (the reader went away: `| head`).
+pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl<W: Write + Send> Sink for StdoutSink<W> {
+    fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
+        self.write_batch(&batch).map_err(|source| SinkError::Io {
+            op: "write to",
+            path: "stdout".into(),
+            source,
+        })?;
+        self.durable.push(batch.seq);
+        Ok(())
+    }
+
+    fn poll(
+        &mut self,
+        _timeout: std::time::Duration,
+        durable: &mut Vec<u64>,
+    ) -> Result<(), SinkError> {
+        durable.append(&mut self.durable);
+        Ok(())
+    }
+
+    fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+        self.out.flush().map_err(|source| SinkError::Io {
+            op: "flush",
+            path: "stdout".into(),
+            source,
+        })?;
+        durable.append(&mut self.durable);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::msg::{BatchCounts, RowBuf};
+
+    fn batch(format: RowFormat) -> DecodedBatch {
+        let mut rows: [RowBuf; Entity::COUNT] = Default::default();
+        let mut push = |e: Entity, block: u64, text: &str| {
+            rows[e as usize].data.extend_from_slice(text.as_bytes());
+            rows[e as usize].finish_row(block);
+        };
+        push(Entity::Blocks, 1, "b1\n");
+        push(Entity::Blocks, 2, "b2\n");
+        push(Entity::Transactions, 1, "t1a\n");
+        push(Entity::Transactions, 1, "t1b\n");
+        push(Entity::Transactions, 2, "t2\n");
+        push(Entity::Logs, 2, "l2\n");
+        DecodedBatch {
+            seq: 0,
+            start: 1,
+            end: 2,
+            format,
+            blocks: Vec::new(),
+            rows,
+            counts: BatchCounts::default(),
+        }
+    }
+
+    #[test]
+    fn interleaves_by_block() {
+        let ents = EntitySet::of(&[Entity::Blocks, Entity::Transactions, Entity::Logs]);
+        let mut s = StdoutSink::to_writer(Vec::new(), ents, RowFormat::Json);
+        s.write(batch(RowFormat::Json)).unwrap();
+        let mut d = Vec::new();
+        s.finish(&mut d).unwrap();
+        assert_eq!(d, vec![0]);
+        let out = String::from_utf8(s.into_inner().unwrap()).unwrap();
+        assert_eq!(out, "b1\nt1a\nt1b\nb2\nt2\nl2\n");
+    }
+
+    #[test]
+    fn only_requested_entities() {
+        let ents = EntitySet::of(&[Entity::Transactions]);
+        let mut s = StdoutSink::to_writer(Vec::new(), ents, RowFormat::Json);
+        s.write(batch(RowFormat::Json)).unwrap();
+        let out = String::from_utf8(s.into_inner().unwrap()).unwrap();
+        assert_eq!(out, "t1a\nt1b\nt2\n");
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn closed_pipe_is_an_error_not_a_panic() {
+        let mut s =
+            StdoutSink::to_writer(Closed, EntitySet::of(&[Entity::Blocks]), RowFormat::Json);
+        let e = s.write(batch(RowFormat::Json)).unwrap_err();
+        assert!(is_broken_pipe(&e));
+    }
+}
