@@ -3,6 +3,25 @@
 //! `block_hash`), and reports a batch `seq` durable only once every message of that batch got a
 //! successful delivery report. `QueueFull` is backpressure (poll, retry the same record), never
 //! a drop; a delivery librdkafka gives up on poisons the sink, so the checkpoint stays behind it.
+//!
+//! - Topics: `<prefix>.<entity>` (bare `<entity>` for an empty prefix, as ethereum-etl names
+//!   them). Missing topics are created with `partitions` partitions and the brokers' default
+//!   replication factor; existing topics are used with the layout they have.
+//! - Settings: [`PRODUCER_DEFAULTS`] (idempotent producer, `acks=all`, lz4, `linger.ms=50`,
+//!   large local queue, `message.timeout.ms=300000`), then `bootstrap.servers`, then the user's
+//!   `--kafka-config` / `-X` properties; librdkafka's alias names (`request.required.acks`,
+//!   `queue.buffering.max.ms`, `delivery.timeout.ms`, ...) replace the default they alias.
+//!   Each setting is checked at `open`; an unknown key or bad value is an error naming the key
+//!   (values of unknown or secret keys are never printed).
+//! - `open` fails after [`CONNECT_TIMEOUT`] when no broker answers a metadata request.
+//! - A message that cannot be delivered within `message.timeout.ms` (broker down or stalled for
+//!   that long, or a permanent broker error) fails the run: `poll`, `write` and `finish` return
+//!   [`SinkError::KafkaDelivery`] with topic, partition and block, and its batch is never
+//!   reported durable. A shorter stall only delays durability; with idempotence, librdkafka's
+//!   retries add no duplicates. What a crash repeats is what was in flight after the checkpoint.
+//! - Building needs what the bundled librdkafka needs: a C/C++ toolchain, make, perl,
+//!   pkg-config, and the OpenSSL and zlib headers (`libssl-dev`, `zlib1g-dev` on Debian);
+//!   zstd and lz4 come with the crate.
 
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::sink::{Sink, SinkError};
