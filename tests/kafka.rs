@@ -598,3 +598,51 @@ fn mock_delivery_times_out_while_broker_stays_down() {
     );
     assert!(chain.to_lowercase().contains("timed out"), "{chain}");
 }
+
+/// Idempotence errors from the broker: an out-of-order sequence cannot be repaired and stops
+/// the run (the batch stays not durable); an unknown producer id is recovered by librdkafka.
+#[test]
+fn mock_idempotence_errors_stop_or_recover() {
+    for (err, recovers) in [
+        (
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+            false,
+        ),
+        (RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID, true),
+    ] {
+        let prefix = unique_prefix("idempotence");
+        let cluster = mock(&prefix, &[Entity::Blocks], 1);
+        let brokers = cluster.bootstrap_servers();
+        let mut sink =
+            KafkaSink::open(options(&brokers, &prefix, 1, &[Entity::Blocks])).expect("open");
+        let mut durable = Vec::new();
+        sink.write(batch(0, 1, 5, &[Entity::Blocks]))
+            .expect("write");
+        poll_until(&mut sink, &mut durable, 1, Duration::from_secs(30)).expect("first batch");
+        cluster.request_errors(RDKafkaApiKey::Produce, &[err; 5]);
+        sink.write(batch(1, 6, 10, &[Entity::Blocks]))
+            .expect("enqueue");
+        let polled = poll_until(&mut sink, &mut durable, 2, Duration::from_secs(30));
+        let finished = sink.finish(&mut durable);
+        if recovers {
+            polled.expect("recovered");
+            finished.expect("finish");
+            assert_eq!(durable, vec![0, 1], "{err:?}");
+            let got = consume_all(
+                &brokers,
+                &topic_name(&prefix, Entity::Blocks),
+                Duration::from_secs(30),
+            );
+            check_topic(&got, Entity::Blocks, 1, 10);
+        } else {
+            let e = polled.expect_err("must fail");
+            assert!(
+                matches!(e, SinkError::KafkaDelivery { .. }),
+                "{}",
+                error_chain(&e)
+            );
+            assert!(finished.is_err());
+            assert_eq!(durable, vec![0], "{err:?}");
+        }
+    }
+}
