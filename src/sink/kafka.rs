@@ -228,8 +228,6 @@ struct Tracker {
     done: Vec<u64>,
     /// The first delivery failure, if any.
     failure: Option<Failure>,
-    /// Failed deliveries (all of them, for the error report).
-    failed_messages: u64,
     /// Delivery reports received (success or failure); lets `poll` see whether it made progress.
     reports: u64,
     /// The most recent non-fatal client error (e.g. a broker connection refused), shown when a
@@ -289,7 +287,6 @@ impl ProducerContext for DeliveryContext {
                 }
             }
             Err((error, msg)) => {
-                t.failed_messages += 1;
                 if t.failure.is_none() {
                     let block = msg
                         .key()
