@@ -316,7 +316,7 @@ fn kill_9_and_resume_leaves_no_gap() {
     ];
 
     // Kill when the checkpoint has moved past each mark (or after a while without it).
-    let marks = [start + 200, start + 700, start + 1_200, start + 1_600];
+    let marks = [start + 200, start + 600, start + 1_000, start + 1_400];
     let mut kills: Vec<Option<u64>> = Vec::new();
     for mark in marks {
         let mut child = Command::new(ETHETL)
