@@ -52,6 +52,15 @@ struct Args {
     #[argh(option, default = "10")]
     batch_size: u64,
 
+    /// runs of each ethetl scenario; the one with the least ethetl CPU time is reported
+    /// (default 1; shared machines are noisy, the least disturbed run is the most faithful)
+    #[argh(option, default = "1")]
+    runs: u32,
+
+    /// parses of each batch answer in the parse-limit pass; the fastest counts (default 3)
+    #[argh(option, default = "3")]
+    parse_repeats: u32,
+
     /// request threads of the local node (default 4)
     #[argh(option, default = "4")]
     node_threads: usize,
@@ -133,6 +142,8 @@ struct Machine {
 #[derive(Debug, Serialize)]
 struct Results {
     unix_time: u64,
+    /// Runs per ethetl scenario (the least-CPU run is reported).
+    runs: u32,
     commit: String,
     label: String,
     machine: Machine,
@@ -240,7 +251,13 @@ fn run(args: Args) -> Result<(), BenchError> {
 
     let mut rows = Vec::new();
     eprintln!("bench: parse limit (one thread, parse_only over the node's batch answers)");
-    let parse = parse_limit(&url, args.start_block, args.blocks, args.batch_size)?;
+    let parse = parse_limit(
+        &url,
+        args.start_block,
+        args.blocks,
+        args.batch_size,
+        args.parse_repeats.max(1),
+    )?;
     let corpus = Corpus {
         blocks: args.blocks,
         start_block: args.start_block,
@@ -296,6 +313,7 @@ fn run(args: Args) -> Result<(), BenchError> {
             ]);
         }
         let files_dir = scratch.join(format!("out-{key}"));
+        let topic_prefix = format!("{run_tag}-{key}");
         match key {
             "jsonl" | "jsonl-1" => {
                 let _ = std::fs::remove_dir_all(&files_dir);
@@ -310,7 +328,7 @@ fn run(args: Args) -> Result<(), BenchError> {
                     "--output".into(),
                     format!("kafka://{addr}"),
                     "--topic-prefix".into(),
-                    format!("{run_tag}-{key}"),
+                    topic_prefix.clone(),
                 ]),
                 None => {
                     eprintln!("bench: {name}: skipped (no broker)");
@@ -320,16 +338,28 @@ fn run(args: Args) -> Result<(), BenchError> {
             },
             _ => cmd_args.extend(["--output".into(), "null".into()]),
         }
-        eprintln!("bench: {name}");
-        let row = run_ethetl(&ethetl, name, &cmd_args, &scratch, &node, blocks, limit);
-        let _ = std::fs::remove_dir_all(&files_dir);
-        rows.push(row?);
+        let mut best: Option<Row> = None;
+        for run in 1..=args.runs.max(1) {
+            eprintln!("bench: {name} (run {run} of {})", args.runs.max(1));
+            let row = run_ethetl(&ethetl, name, &cmd_args, &scratch, &node, blocks, limit);
+            let _ = std::fs::remove_dir_all(&files_dir);
+            if let (true, Some(addr)) = (key.starts_with("kafka"), &kafka) {
+                // The broker keeps what it was sent: drop it before the next run.
+                delete_topics(addr, &topic_prefix);
+            }
+            let row = row?;
+            if best.as_ref().is_none_or(|b| row.cpu_s < b.cpu_s) {
+                best = Some(row);
+            }
+        }
+        rows.extend(best);
     }
     let node_cpu_total = node.cpu_s();
     drop(node);
 
     let results = Results {
         unix_time: unix_time(),
+        runs: args.runs.max(1),
         commit: git_commit(),
         label: args.label.clone(),
         machine: machine(),
@@ -500,8 +530,15 @@ fn thread_cpu_s() -> f64 {
 }
 
 /// One thread, `parse_only` over the node's batch answers for the corpus, fetched batch by
-/// batch (only the parse is timed: thread CPU time).
-fn parse_limit(url: &str, start: u64, blocks: u64, batch: u64) -> Result<Row, BenchError> {
+/// batch. Only the parse is timed (thread CPU time); each answer is parsed `repeats` times and
+/// the fastest parse counts.
+fn parse_limit(
+    url: &str,
+    start: u64,
+    blocks: u64,
+    batch: u64,
+    repeats: u32,
+) -> Result<Row, BenchError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .accept_encoding(ureq::config::AutoHeaderValue::None)
         .build()
@@ -535,14 +572,19 @@ fn parse_limit(url: &str, start: u64, blocks: u64, batch: u64) -> Result<Row, Be
             .limit(u64::MAX)
             .read_to_vec()
             .map_err(http)?;
-        let (c0, w0) = (thread_cpu_s(), Instant::now());
-        let n = parse_only(std::hint::black_box(&body)).map_err(|source| BenchError::Parse {
-            start: s,
-            end: e,
-            source,
-        })?;
-        cpu += thread_cpu_s() - c0;
-        wall += w0.elapsed().as_secs_f64();
+        let (mut best_cpu, mut best_wall, mut n) = (f64::MAX, f64::MAX, 0);
+        for _ in 0..repeats {
+            let (c0, w0) = (thread_cpu_s(), Instant::now());
+            n = parse_only(std::hint::black_box(&body)).map_err(|source| BenchError::Parse {
+                start: s,
+                end: e,
+                source,
+            })?;
+            best_cpu = best_cpu.min(thread_cpu_s() - c0);
+            best_wall = best_wall.min(w0.elapsed().as_secs_f64());
+        }
+        cpu += best_cpu;
+        wall += best_wall;
         bytes += body.len() as u64;
         txs += n as u64;
         s = e + 1;
@@ -687,6 +729,39 @@ fn kafka_address(flag: Option<&str>) -> Option<String> {
     reachable.then_some(addr)
 }
 
+/// Deletes the topics `<prefix>.<entity>` a Kafka scenario wrote (best effort: a failure only
+/// leaves data in the broker).
+fn delete_topics(brokers: &str, prefix: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = match rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: cannot delete topics {prefix}.*: {e}");
+            return;
+        }
+    };
+    let names: Vec<String> = ALL_ENTITIES
+        .split(',')
+        .map(|e| format!("{prefix}.{e}"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    match futures_executor::block_on(admin.delete_topics(&refs, &opts)) {
+        Ok(results) => {
+            for r in results {
+                if let Err((topic, code)) = r {
+                    eprintln!("bench: cannot delete topic {topic}: {code}");
+                }
+            }
+        }
+        Err(e) => eprintln!("bench: cannot delete topics {prefix}.*: {e}"),
+    }
+}
+
 fn unix_time() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -797,6 +872,12 @@ fn print_table(r: &Results, node_cpu_total: f64) {
         c.json_bytes as f64 / 1e6 / (c.blocks as f64).max(1.0),
         c.batch_size
     );
+    if r.runs > 1 {
+        println!(
+            "each ethetl row: the run with the least CPU time of {}",
+            r.runs
+        );
+    }
     println!();
     println!("| scenario | blocks/s | tx/s | MB/s JSON | ethetl CPU-s per 1k blocks | peak RSS | vs parse limit | node CPU share |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
