@@ -86,6 +86,15 @@ struct Args {
     #[argh(option)]
     ethetl: Option<PathBuf>,
 
+    /// a second ethetl binary (e.g. built from an earlier commit) run alternately with --ethetl
+    /// in every scenario, so both see the same machine load; its table is printed first
+    #[argh(option)]
+    baseline: Option<PathBuf>,
+
+    /// label of the --baseline binary in the output (default "baseline")
+    #[argh(option, default = "String::from(\"baseline\")")]
+    baseline_label: String,
+
     /// ethetl-devnode binary (default: the one cargo built with this benchmark)
     #[argh(option)]
     devnode: Option<PathBuf>,
@@ -142,6 +151,9 @@ struct Machine {
 #[derive(Debug, Serialize)]
 struct Results {
     unix_time: u64,
+    /// Rows of the --baseline binary, measured alternately with `rows` (empty without one).
+    baseline_label: String,
+    baseline_rows: Vec<Row>,
     /// Runs per ethetl scenario (the least-CPU run is reported).
     runs: u32,
     commit: String,
@@ -250,6 +262,9 @@ fn run(args: Args) -> Result<(), BenchError> {
     let url = format!("http://{}/", node.addr);
 
     let mut rows = Vec::new();
+    let mut baseline_rows = Vec::new();
+    let mut binaries = vec![ethetl.clone()];
+    binaries.extend(args.baseline.clone());
     eprintln!("bench: parse limit (one thread, parse_only over the node's batch answers)");
     let parse = parse_limit(
         &url,
@@ -270,6 +285,9 @@ fn run(args: Args) -> Result<(), BenchError> {
     let limit = parse.blocks_per_cpu_s;
     if wanted("parse") {
         rows.push(parse.clone());
+        if args.baseline.is_some() {
+            baseline_rows.push(parse.clone());
+        }
     }
 
     let kafka = kafka_address(args.kafka.as_deref());
@@ -333,32 +351,49 @@ fn run(args: Args) -> Result<(), BenchError> {
                 None => {
                     eprintln!("bench: {name}: skipped (no broker)");
                     rows.push(skipped(name, "no broker"));
+                    if args.baseline.is_some() {
+                        baseline_rows.push(skipped(name, "no broker"));
+                    }
                     continue;
                 }
             },
             _ => cmd_args.extend(["--output".into(), "null".into()]),
         }
-        let mut best: Option<Row> = None;
+        let mut best: Vec<Option<Row>> = vec![None; binaries.len()];
         for run in 1..=args.runs.max(1) {
-            eprintln!("bench: {name} (run {run} of {})", args.runs.max(1));
-            let row = run_ethetl(&ethetl, name, &cmd_args, &scratch, &node, blocks, limit);
-            let _ = std::fs::remove_dir_all(&files_dir);
-            if let (true, Some(addr)) = (key.starts_with("kafka"), &kafka) {
-                // The broker keeps what it was sent: drop it before the next run.
-                delete_topics(addr, &topic_prefix);
-            }
-            let row = row?;
-            if best.as_ref().is_none_or(|b| row.cpu_s < b.cpu_s) {
-                best = Some(row);
+            for (bin, best) in binaries.iter().zip(best.iter_mut()) {
+                eprintln!(
+                    "bench: {name} (run {run} of {}, {})",
+                    args.runs.max(1),
+                    bin.display()
+                );
+                let row = run_ethetl(bin, name, &cmd_args, &scratch, &node, blocks, limit);
+                let _ = std::fs::remove_dir_all(&files_dir);
+                if let (true, Some(addr)) = (key.starts_with("kafka"), &kafka) {
+                    // The broker keeps what it was sent: drop it before the next run.
+                    delete_topics(addr, &topic_prefix);
+                }
+                let row = row?;
+                if best.as_ref().is_none_or(|b| row.cpu_s < b.cpu_s) {
+                    *best = Some(row);
+                }
             }
         }
-        rows.extend(best);
+        let mut best = best.into_iter();
+        rows.extend(best.next().flatten());
+        baseline_rows.extend(best.next().flatten());
     }
     let node_cpu_total = node.cpu_s();
     drop(node);
 
     let results = Results {
         unix_time: unix_time(),
+        baseline_label: if args.baseline.is_some() {
+            args.baseline_label.clone()
+        } else {
+            String::new()
+        },
+        baseline_rows,
         runs: args.runs.max(1),
         commit: git_commit(),
         label: args.label.clone(),
@@ -878,10 +913,32 @@ fn print_table(r: &Results, node_cpu_total: f64) {
             r.runs
         );
     }
+    if !r.baseline_rows.is_empty() {
+        println!();
+        println!("{}:", r.baseline_label);
+        print_rows(&r.baseline_rows);
+        println!();
+        println!(
+            "{}:",
+            if r.label.is_empty() {
+                "this build"
+            } else {
+                &r.label
+            }
+        );
+    }
+    print_rows(&r.rows);
+    println!(
+        "vs parse limit: ethetl blocks per CPU-second / parse-limit blocks per CPU-second. node CPU share: node CPU / (node + ethetl CPU); node CPU in total: {node_cpu_total:.1} s (generation included)."
+    );
+}
+
+/// One table (and the doubled-corpus RSS line) for the rows of one binary.
+fn print_rows(rows: &[Row]) {
     println!();
     println!("| scenario | blocks/s | tx/s | MB/s JSON | ethetl CPU-s per 1k blocks | peak RSS | vs parse limit | node CPU share |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for row in &r.rows {
+    for row in rows {
         if let Some(why) = &row.skipped {
             println!("| {} | skipped ({why}) | | | | | | |", row.scenario);
             continue;
@@ -905,8 +962,7 @@ fn print_table(r: &Results, node_cpu_total: f64) {
     }
     println!();
     let rss = |name: &str| {
-        r.rows
-            .iter()
+        rows.iter()
             .find(|x| x.scenario == name && x.skipped.is_none())
             .and_then(|x| x.max_rss_bytes)
     };
@@ -921,9 +977,6 @@ fn print_table(r: &Results, node_cpu_total: f64) {
             b as f64 / a as f64
         );
     }
-    println!(
-        "vs parse limit: ethetl blocks per CPU-second / parse-limit blocks per CPU-second. node CPU share: node CPU / (node + ethetl CPU); node CPU in total: {node_cpu_total:.1} s (generation included)."
-    );
 }
 
 fn save(r: &Results, dir: &Path) -> Result<(), BenchError> {

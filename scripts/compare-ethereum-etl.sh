@@ -8,7 +8,7 @@
 #
 #   scripts/compare-ethereum-etl.sh [--slice N] [--blocks M] [--seed S]
 #
-#   --slice N    blocks ethereum-etl exports (default 50)
+#   --slice N    blocks ethereum-etl exports (default 100)
 #   --blocks M   blocks ethetl exports: the same slice and, when M > N, the whole M-block corpus
 #                too (default 1000)
 #   --seed S     corpus seed (default 1)
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-slice=50
+slice=100
 blocks=1000
 seed=1
 start=23000000
