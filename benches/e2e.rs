@@ -48,8 +48,9 @@ struct Args {
     #[argh(option, default = "String::from(\"recent\")")]
     era: String,
 
-    /// blocks per JSON-RPC batch, for ethetl and for the parse-limit pass (default 10)
-    #[argh(option, default = "10")]
+    /// blocks per JSON-RPC batch, for ethetl and for the parse-limit pass (default: ethetl's
+    /// default, `ethetl::config::DEFAULT_BATCH_SIZE`)
+    #[argh(option, default = "ethetl::config::DEFAULT_BATCH_SIZE")]
     batch_size: u64,
 
     /// runs of each ethetl scenario; the one with the least ethetl CPU time is reported
