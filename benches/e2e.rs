@@ -103,11 +103,6 @@ struct Args {
     /// a free-form label stored in the JSON (e.g. the compiler flags used)
     #[argh(option, default = "String::new()")]
     label: String,
-
-    /// ignored (cargo bench passes it)
-    #[argh(switch)]
-    #[allow(dead_code)]
-    bench: bool,
 }
 
 /// One row of the table.
@@ -159,6 +154,8 @@ struct Results {
     runs: u32,
     commit: String,
     label: String,
+    /// Compiler flags of the build, as `scripts/bench.sh` reports them (`ETHETL_BENCH_RUSTFLAGS`).
+    rustflags: String,
     machine: Machine,
     corpus: Corpus,
     rows: Vec<Row>,
@@ -211,7 +208,26 @@ enum BenchError {
 }
 
 fn main() {
-    let args: Args = argh::from_env();
+    // `cargo bench` appends `--bench`; everything else is ours.
+    let argv: Vec<String> = std::env::args().collect();
+    let rest: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .filter(|a| *a != "--bench")
+        .collect();
+    let args = match <Args as FromArgs>::from_args(&["bench"], &rest) {
+        Ok(a) => a,
+        Err(early) => {
+            let ok = early.status.is_ok();
+            if ok {
+                println!("{}", early.output);
+            } else {
+                eprintln!("{}", early.output);
+            }
+            std::process::exit(if ok { 0 } else { 2 });
+        }
+    };
     if let Err(e) = run(args) {
         let mut msg = format!("bench: error: {e}");
         let mut src = std::error::Error::source(&e);
@@ -398,6 +414,7 @@ fn run(args: Args) -> Result<(), BenchError> {
         runs: args.runs.max(1),
         commit: git_commit(),
         label: args.label.clone(),
+        rustflags: std::env::var("ETHETL_BENCH_RUSTFLAGS").unwrap_or_default(),
         machine: machine(),
         corpus,
         rows,
@@ -888,13 +905,22 @@ fn print_table(r: &Results, node_cpu_total: f64) {
     let m = &r.machine;
     println!();
     println!(
-        "ethetl bench @ {} ({}) on {} x {}, {:.1} GiB RAM, built for {}",
+        "ethetl bench @ {}{} on {} x {}, {:.1} GiB RAM, built for {}{}",
         r.commit,
-        if r.label.is_empty() { "-" } else { &r.label },
+        if r.label.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.label)
+        },
         m.cores,
         m.cpu,
         m.mem_total_bytes as f64 / (1u64 << 30) as f64,
-        m.compiled_for
+        m.compiled_for,
+        if r.rustflags.is_empty() {
+            String::new()
+        } else {
+            format!(" (RUSTFLAGS: {})", r.rustflags)
+        }
     );
     let c = &r.corpus;
     println!(

@@ -45,4 +45,5 @@ if [ "${1:-}" = --micro ]; then
   shift
   exec cargo bench --bench decode -- "$@"
 fi
-exec cargo bench --bench e2e -- --label "RUSTFLAGS=${RUSTFLAGS:-none}" "$@"
+export ETHETL_BENCH_RUSTFLAGS="${RUSTFLAGS:-none}"
+exec cargo bench --bench e2e -- "$@"
