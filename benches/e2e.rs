@@ -12,6 +12,9 @@
 //! cargo bench --bench e2e -- --blocks 1000            # what `make bench` runs
 //! cargo bench --bench e2e -- --help
 //! ```
+//!
+//! The binary runs only when given `--bench` (which `cargo bench` passes), so that
+//! `cargo test --all-targets` does not start a benchmark.
 
 use argh::FromArgs;
 use ethetl::decode::parse_only;
@@ -208,8 +211,16 @@ enum BenchError {
 }
 
 fn main() {
-    // `cargo bench` appends `--bench`; everything else is ours.
+    // `cargo bench` appends `--bench`; everything else is ours. Without it this binary was
+    // started by `cargo test --all-targets`, which must not run a minutes-long benchmark.
     let argv: Vec<String> = std::env::args().collect();
+    if !argv
+        .iter()
+        .any(|a| a == "--bench" || a == "--help" || a == "help")
+    {
+        println!("e2e: not run (start it with `cargo bench --bench e2e` or scripts/bench.sh)");
+        return;
+    }
     let rest: Vec<&str> = argv
         .iter()
         .skip(1)
