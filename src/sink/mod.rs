@@ -29,6 +29,24 @@ pub trait Sink: Send {
 
     /// Flushes everything still buffered and reports the remaining durable `seq`s.
     fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError>;
+
+    /// Delivery counters, for sinks that have them (Kafka); shown by `--http`'s `/metrics`.
+    fn stats(&self) -> Option<SinkStats> {
+        None
+    }
+}
+
+/// Delivery counters of a sink that sends messages (all cumulative except `queued`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Messages handed to the destination's client.
+    pub sent: u64,
+    /// Messages the destination acknowledged.
+    pub delivered: u64,
+    /// Messages whose delivery failed.
+    pub failed: u64,
+    /// Messages sent but not yet acknowledged or failed.
+    pub queued: u64,
 }
 
 /// Why a sink failed. Every variant says where and keeps its cause.
