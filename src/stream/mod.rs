@@ -261,7 +261,7 @@ pub enum StreamError {
     Run {
         range: BlockRange,
         #[source]
-        source: RunError,
+        source: Box<RunError>,
     },
     #[error("reorg rows for blocks {first}..={last} could not be built")]
     ReorgRows {
@@ -798,7 +798,10 @@ impl Run<'_> {
                 | RunError::Decode { .. }
                 | RunError::DecodePanic { .. }),
             ) => Ok(Round::Failed(e)),
-            Err(source) => Err(StreamError::Run { range, source }),
+            Err(source) => Err(StreamError::Run {
+                range,
+                source: Box::new(source),
+            }),
         }
     }
 
@@ -852,10 +855,7 @@ impl Run<'_> {
         let mut orphans = Vec::new();
         let mut fork = None;
         let mut n = tip;
-        loop {
-            let Some(remembered) = core.chain.get(n).map(str::to_string) else {
-                break;
-            };
+        while let Some(remembered) = core.chain.get(n).map(str::to_string) {
             let node = match self.head.header(n) {
                 Ok(Some(h)) => h,
                 // The node's chain is shorter than ours for now: look again later.
