@@ -151,7 +151,7 @@ pub struct ExportArgs {
     example = "ethetl stream --rpc \"$ETH_RPC_URL\" --output kafka://127.0.0.1:9092 --topic-prefix eth --checkpoint last_synced_block.txt --lag 2 --poll-interval 12 --http 127.0.0.1:9898",
     example = "ethetl stream --start-block 20M --output - --entities blocks,transactions",
     example = "ethetl stream --output out/ --checkpoint out/last_synced_block.txt --stop-at-block 20000100",
-    note = "Checkpoint: the first line is the last block N such that N and every block before it are durable in the output (as ethereum-etl's last_synced_block.txt); the lines after it hold the hashes of the last --max-reorg-depth blocks, which a restarted stream uses to detect reorgs of blocks an earlier run exported. A restart resumes after the checkpoint; rows of the last batches that were not yet acknowledged may be written again, never skipped.",
+    note = "Checkpoint: the first line is the last block N such that N and every block before it are durable in the output (as ethereum-etl's last_synced_block.txt); the lines after it hold the hashes of the last blocks (--max-reorg-depth + 1), which a restarted stream uses to detect reorgs of blocks an earlier run exported. A restart resumes after the checkpoint; rows of the last batches that were not yet acknowledged may be written again, never skipped.",
     note = "HTTP (--http): / is a status page that refreshes itself, /stats is JSON (blocks_streamed, transactions_streamed, logs, token_transfers, current_block, head, lag, rates, uptime, last_error, ...), /metrics is Prometheus text (rows by entity, RPC requests, errors and latency by endpoint, output deliveries, checkpoint, head, lag, reorgs), /healthz answers 200 or 503. There is no authentication: bind a loopback address (the default for a bare port) unless the network is trusted.",
     note = "Exit status: 0 when stopped by SIGINT/SIGTERM (after flushing the output and storing the checkpoint) or at --stop-at-block; 2 on a usage, configuration or fatal error (a failing output, a reorg deeper than --max-reorg-depth). A second signal exits at once with 2. Node errors are retried for as long as the stream runs."
 )]
@@ -176,8 +176,9 @@ pub struct StreamArgs {
     #[argh(option)]
     pub poll_interval: Option<String>,
 
-    /// how many exported blocks are remembered by hash: the deepest reorg that can be handled
-    /// (default 128); a deeper one stops the stream with an error
+    /// the deepest reorg, in orphaned exported blocks, that can be handled (default 128): the
+    /// hashes of that many blocks plus one are remembered; a deeper one stops the stream with
+    /// an error
     #[argh(option)]
     pub max_reorg_depth: Option<u64>,
 

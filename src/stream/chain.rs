@@ -1,7 +1,8 @@
 //! The hashes of the blocks a stream exported: enough to check that each new block extends the
 //! chain we wrote (its `parentHash` is the hash we remember for the block before) and, when it
 //! does not, to walk back to the fork point. Every block written but not yet durable is kept,
-//! plus the last `window` durable ones; they are stored with the checkpoint (lines after the
+//! plus the last `window + 1` durable ones (a reorg orphaning `window` blocks still finds its
+//! fork point among them); they are stored with the checkpoint (lines after the
 //! block number, newest first) so a restarted stream still detects a reorg of blocks an earlier
 //! run exported.
 
@@ -30,7 +31,8 @@ pub struct ChainMemory {
 }
 
 impl ChainMemory {
-    /// An empty memory keeping `window` (≥ 1) durable blocks.
+    /// An empty memory for reorgs of up to `window` (≥ 1) blocks: it keeps `window + 1`
+    /// durable blocks.
     pub fn new(window: u64) -> ChainMemory {
         ChainMemory {
             window: window.max(1),
@@ -67,8 +69,8 @@ impl ChainMemory {
                 m.hashes.insert(n, h.to_ascii_lowercase());
             }
         }
-        // A full window means earlier blocks were forgotten.
-        m.trimmed = m.hashes.len() as u64 >= m.window;
+        // A full memory means earlier blocks were forgotten.
+        m.trimmed = m.hashes.len() as u64 > m.window;
         m.trim(checkpoint);
         Ok(m)
     }
@@ -112,9 +114,9 @@ impl ChainMemory {
         self.hashes.insert(n, hash.to_ascii_lowercase());
     }
 
-    /// Forgets durable blocks beyond the window below `durable` (the checkpoint block).
+    /// Forgets durable blocks more than `window` below `durable` (the checkpoint block).
     pub fn trim(&mut self, durable: u64) {
-        let keep_from = durable.saturating_sub(self.window - 1);
+        let keep_from = durable.saturating_sub(self.window);
         if self.hashes.keys().next().is_some_and(|f| *f < keep_from) {
             self.hashes = self.hashes.split_off(&keep_from);
             self.trimmed = true;
@@ -129,14 +131,14 @@ impl ChainMemory {
     }
 
     /// The lines to store after checkpoint block `durable`: [`HEADER_LINE`] then
-    /// `<block> <hash>` for the last `window` blocks up to `durable`, newest first.
+    /// `<block> <hash>` for the last `window + 1` blocks up to `durable`, newest first.
     pub fn lines_up_to(&self, durable: u64) -> Vec<String> {
         let mut out = vec![HEADER_LINE.to_string()];
         out.extend(
             self.hashes
                 .range(..=durable)
                 .rev()
-                .take(self.window as usize)
+                .take(self.window.saturating_add(1) as usize)
                 .map(|(n, h)| format!("{n} {h}")),
         );
         out
@@ -158,11 +160,12 @@ mod tests {
 
     #[test]
     fn round_trip_through_checkpoint_lines() {
-        let mut m = ChainMemory::new(3);
+        let mut m = ChainMemory::new(2);
         for n in 10..=15 {
             m.insert(n, &h(n));
         }
-        // 13 durable: keep 11..=13 (window 3) and the written 14, 15.
+        // 13 durable: keep 11..=13 (a 2-block reorg of 12, 13 forks at 11) and the written
+        // 14, 15.
         m.trim(13);
         assert_eq!(m.first(), Some(11));
         assert!(m.trimmed());
@@ -170,15 +173,15 @@ mod tests {
         assert_eq!(lines[0], HEADER_LINE);
         assert_eq!(lines[1], format!("13 {}", h(13)));
         assert_eq!(lines.len(), 4);
-        let back = ChainMemory::parse(3, 13, &lines).unwrap();
+        let back = ChainMemory::parse(2, 13, &lines).unwrap();
         assert_eq!(back.get(11), Some(h(11).as_str()));
         assert_eq!(back.last().unwrap().0, 13);
         assert!(back.trimmed());
-        // fewer than a window: nothing was forgotten
+        // fewer than a full memory: nothing was forgotten
         let short = ChainMemory::parse(5, 13, &lines).unwrap();
         assert!(!short.trimmed());
         // lines above the checkpoint are ignored
-        let lower = ChainMemory::parse(3, 12, &lines).unwrap();
+        let lower = ChainMemory::parse(2, 12, &lines).unwrap();
         assert_eq!(lower.last().unwrap().0, 12);
     }
 

@@ -13,7 +13,7 @@
 //! # Reorgs
 //!
 //! The hashes of exported blocks are remembered ([`chain::ChainMemory`]: every block written
-//! but not yet durable, and the last [`StreamConfig::max_reorg_depth`] durable ones). Each
+//! but not yet durable, and the last [`StreamConfig::max_reorg_depth`] + 1 durable ones). Each
 //! block the pipeline hands over must have the remembered hash of the block before as its
 //! `parentHash`; the first that does not fails the round (nothing from it on is written).
 //! Then the stream flushes the output, walks back from the last exported block asking the node
@@ -78,7 +78,7 @@ pub use reorg::Orphan;
 
 /// Default pause between head polls once caught up (ethereum-etl's `--period-seconds`).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
-/// Default number of durable blocks remembered by hash (the deepest reorg handled).
+/// Default deepest reorg handled, in orphaned blocks.
 pub const DEFAULT_MAX_REORG_DEPTH: u64 = 128;
 /// Default largest round while catching up.
 pub const DEFAULT_ROUND_BLOCKS: u64 = 10_000;
@@ -101,7 +101,8 @@ pub struct StreamConfig {
     pub lag: u64,
     /// Pause between head polls once caught up.
     pub poll_interval: Duration,
-    /// Durable blocks remembered by hash: the deepest reorg handled (at least 1).
+    /// The deepest reorg handled, in orphaned exported blocks (at least 1); this many durable
+    /// blocks plus one are remembered by hash.
     pub max_reorg_depth: u64,
     /// Stop once this block is durable.
     pub stop_at_block: Option<u64>,
