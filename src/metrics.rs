@@ -244,11 +244,12 @@ impl Metrics {
         }
     }
 
+    /// `head - current block` (the checkpoint before anything was written); unknown until
+    /// both are known.
     fn lag(&self) -> Option<u64> {
         let head = Self::block(&self.head_block)?;
-        let current = Self::block(&self.current_block)
-            .or_else(|| Self::block(&self.checkpoint_block))
-            .unwrap_or(0);
+        let current =
+            Self::block(&self.current_block).or_else(|| Self::block(&self.checkpoint_block))?;
         Some(head.saturating_sub(current))
     }
 
