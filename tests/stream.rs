@@ -1191,3 +1191,121 @@ fn stream_help_and_flag_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn export_serves_live_stats_and_ends_with_a_summary() {
+    // Every request stalls 150 ms: 24 one-block requests on one thread take a few seconds.
+    let mut cfg = NodeConfig::generated(gen(24, 9));
+    cfg.faults = "stall:1".parse().unwrap();
+    cfg.stall = Duration::from_millis(150);
+    let node = DevNode::start(cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let a = args(&[
+        "export",
+        "--rpc",
+        &node.url(),
+        "--blocks",
+        &format!("{START}:+24"),
+        "--output",
+        "null",
+        "--batch-size",
+        "1",
+        "--io-threads",
+        "1",
+        "--max-retries",
+        "0",
+        "--http",
+        "127.0.0.1:0",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let mut child = spawn(&a);
+    let p = pipes(&mut child);
+    let t = Instant::now();
+    let url = loop {
+        let text = p.stderr.lock().unwrap().clone();
+        if let Some(line) = text.lines().find(|l| l.starts_with("stats: http://")) {
+            break line["stats: ".len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no stats URL: {text}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    // Mid-run: some blocks done, not all; the range end is known, the head is not polled.
+    let mid = loop {
+        let (_, body) = get(&format!("{url}stats"));
+        let v: sonic_rs::Value = sonic_rs::from_str(&body).unwrap();
+        let done = v["blocks_streamed"].as_u64().unwrap();
+        if done >= 3 {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{body}");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(mid["mode"].as_str(), Some("export"));
+    assert!(
+        mid["blocks_streamed"].as_u64().unwrap() < 24,
+        "the run was not slowed down"
+    );
+    assert_eq!(mid["last_block"].as_u64(), Some(START + 23));
+    assert!(mid["head"].is_null());
+    let cp = mid["checkpoint_block"].as_u64().unwrap();
+    assert!((START..START + 23).contains(&cp), "{cp}");
+    let (_, text) = get(&format!("{url}metrics"));
+    let (samples, _) = parse_prometheus(&text);
+    let batches = samples
+        .iter()
+        .find(|s| {
+            s.name == "ethetl_rpc_requests_total"
+                && s.labels.get("call").map(String::as_str) == Some("batch")
+        })
+        .unwrap()
+        .value;
+    assert!(batches >= 3.0, "{batches}");
+    let slow = samples
+        .iter()
+        .find(|s| {
+            s.name == "ethetl_rpc_request_duration_seconds_bucket"
+                && s.labels.get("call").map(String::as_str) == Some("batch")
+                && s.labels.get("le").map(String::as_str) == Some("0.1")
+        })
+        .unwrap()
+        .value;
+    assert_eq!(
+        slow, 0.0,
+        "every request stalled 150 ms, none is in the 0.1 s bucket"
+    );
+
+    let out = finish(child, p, 60);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The summary: blocks, transactions, logs, transfers, bytes, retries, time, rates.
+    for needle in [
+        "24 blocks",
+        "transactions",
+        "logs",
+        "token transfers",
+        "MB",
+        "retries",
+        "blocks/s",
+        "tx/s",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "{needle} missing from the summary: {stderr}"
+        );
+    }
+    let r: sonic_rs::Value =
+        sonic_rs::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["blocks"].as_u64(), Some(24));
+    assert_eq!(r["transactions"].as_u64(), Some(24 * TXS));
+    assert!(r["output_bytes"].as_u64().unwrap() > 0);
+    assert!(r["elapsed_secs"].as_f64().unwrap() > 0.0);
+}
