@@ -67,4 +67,51 @@ pub enum SinkError {
     },
     #[error("{0}")]
     Other(String),
+    /// librdkafka rejected a setting (`-X`, `--kafka-config` or a default).
+    #[error("invalid Kafka setting {key}")]
+    KafkaConfig {
+        key: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// No broker answered a metadata request in time when the sink opened.
+    #[error("cannot reach Kafka brokers {brokers} within {timeout_s} s")]
+    KafkaConnect {
+        brokers: String,
+        timeout_s: u64,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// A topic could not be created or did not appear in metadata.
+    #[error("Kafka topic {topic} is not usable")]
+    KafkaTopic {
+        topic: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// librdkafka refused to enqueue a message (other than a full queue, which is waited out).
+    #[error("Kafka refused a message of block {block} for topic {topic}")]
+    KafkaProduce {
+        topic: String,
+        block: u64,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// librdkafka gave up delivering a message: the run stops, the checkpoint stays behind it.
+    #[error("Kafka delivery failed for block {block} (topic {topic}, partition {partition})")]
+    KafkaDelivery {
+        topic: String,
+        partition: i32,
+        /// The message key (block number), `?` if it could not be read back.
+        block: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// Any other producer failure (client creation, fatal idempotence error, flush timeout).
+    #[error("{context}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
 }
