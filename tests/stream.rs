@@ -3,7 +3,7 @@
 //! matching the node's own record of what it replaced, canonical rows present, orphaned ones
 //! identified), a reorg that happens while the stream is stopped (hashes kept in the
 //! checkpoint), a reorg deeper than the window, SIGTERM and restart of the binary (no gap, no
-//! duplicate), reorg rows on stdout, and the HTTP stats (`/metrics` through a strict
+//! duplicate), reorg rows on stdout and in the `<prefix>.reorgs` Kafka topic, and the HTTP stats (`/metrics` through a strict
 //! Prometheus text parser, `/stats`, `/healthz`).
 
 use ethetl::callback::{items, BlockItem, ReorgItem, TransactionItem};
@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod kafka_util;
 
 const START: u64 = 20_000_000;
 const TXS: u64 = 4;
@@ -236,8 +238,9 @@ fn follows_the_head_with_lag_exactly_once() {
     assert_eq!(report.stopped, ethetl::stream::Stopped::Signal);
 }
 
-/// Checks a log against the node's reorg record and its final chain.
-fn check_reorgs(node: &DevNode, log: &[Seen], events: &[ReorgEvent], last: u64) {
+/// Checks a log against the node's reorg record and its final chain; `ordered`: the log is in
+/// output order (otherwise only contents and counts are checked).
+fn check_reorgs(node: &DevNode, log: &[Seen], events: &[ReorgEvent], last: u64, ordered: bool) {
     // Every reorg the node made replaced blocks the stream had exported (it was caught up):
     // one row per replaced block, with the node's old and new hashes and the reorg's depth.
     let expected: Vec<Seen> = events
@@ -304,7 +307,7 @@ fn check_reorgs(node: &DevNode, log: &[Seen], events: &[ReorgEvent], last: u64) 
         );
     }
     // After a reorg row, the new canonical block of that height follows.
-    for (i, s) in log.iter().enumerate() {
+    for (i, s) in log.iter().enumerate().filter(|_| ordered) {
         if let Seen::Reorg { number, new, .. } = s {
             let next = log[i..].iter().find_map(|b| match b {
                 Seen::Block {
@@ -338,7 +341,7 @@ fn reorgs_of_depth_one_to_three() {
             "depth {depth}: the node reorganised every 4th block"
         );
         assert!(events.iter().all(|e| e.replaced.len() as u64 == depth));
-        check_reorgs(&node, &log, &events, head);
+        check_reorgs(&node, &log, &events, head, true);
         assert_eq!(report.reorgs, 3);
         assert_eq!(report.orphaned_blocks, 3 * depth);
         assert_eq!(report.checkpoint, Some(head));
@@ -386,7 +389,7 @@ fn a_reorg_while_stopped_is_found_from_the_checkpoint_hashes() {
     assert_eq!(report.reorgs, 1);
     let mut all = first;
     all.extend(second);
-    check_reorgs(&node, &all, &events, head);
+    check_reorgs(&node, &all, &events, head, true);
 }
 
 #[test]
@@ -960,7 +963,8 @@ fn get(url: &str) -> (u16, String) {
     (status, resp.body_mut().read_to_string().unwrap())
 }
 
-/// Starts `ethetl stream --http 127.0.0.1:0` and returns its stats URL once it is printed.
+/// Starts `ethetl stream --http 127.0.0.1:0 EXTRA...` and returns its stats URL once it is
+/// printed.
 fn stream_with_http(node: &DevNode, extra: &[&str]) -> (Child, Pipes, String) {
     let mut a = args(&[
         "stream",
@@ -968,10 +972,6 @@ fn stream_with_http(node: &DevNode, extra: &[&str]) -> (Child, Pipes, String) {
         &node.url(),
         "--start-block",
         &START.to_string(),
-        "--poll-interval",
-        "0.1",
-        "--output",
-        "null",
         "--http",
         "127.0.0.1:0",
     ]);
@@ -1004,7 +1004,17 @@ fn metrics_stats_and_health_over_http() {
     let node = timed_node(blocks, 20, 50, None);
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp");
-    let (child, p, url) = stream_with_http(&node, &["--checkpoint", cp.to_str().unwrap()]);
+    let (child, p, url) = stream_with_http(
+        &node,
+        &[
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--output",
+            "null",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
     let last = START + blocks - 1;
     let t = Instant::now();
     let stats = loop {
@@ -1308,4 +1318,105 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
     assert_eq!(r["transactions"].as_u64(), Some(24 * TXS));
     assert!(r["output_bytes"].as_u64().unwrap() > 0);
     assert!(r["elapsed_secs"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn kafka_output_gets_reorg_rows_in_their_own_topic() {
+    let brokers = kafka_util::brokers();
+    let prefix = kafka_util::unique_prefix("stream-reorgs");
+    // Reorg on every 3rd reveal, replacing 2 blocks.
+    let node = manual_node(40, 6, Some((3, 2)));
+    let (child, p, url) = stream_with_http(
+        &node,
+        &[
+            "--output",
+            &format!("kafka://{brokers}"),
+            "--topic-prefix",
+            &prefix,
+            "--entities",
+            "blocks,transactions",
+            "--poll-interval",
+            "0.02",
+        ],
+    );
+    let wait_for = |block: u64| {
+        let t = Instant::now();
+        loop {
+            let (_, body) = get(&format!("{url}stats"));
+            let v: sonic_rs::Value = sonic_rs::from_str(&body).unwrap();
+            if v["checkpoint_block"].as_u64() == Some(block) && v["head"].as_u64() == Some(block) {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "not at {block}: {body}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut head = node_head(&node);
+    wait_for(head);
+    for _ in 0..7 {
+        head = node.advance().unwrap();
+        wait_for(head);
+    }
+    let (_, metrics) = get(&format!("{url}metrics"));
+    signal(&child, "-TERM");
+    let out = finish(child, p, 30);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The output's delivery counters were exported.
+    let (samples, _) = parse_prometheus(&metrics);
+    let delivered = samples
+        .iter()
+        .find(|s| s.name == "ethetl_output_messages_delivered_total")
+        .expect("Kafka delivery counter")
+        .value;
+    assert!(delivered > 0.0);
+
+    let events = node.reorgs();
+    assert_eq!(events.len(), 2);
+    let reorgs = kafka_util::consume_all(
+        &brokers,
+        &format!("{prefix}.reorgs"),
+        Duration::from_secs(30),
+    );
+    let blocks = kafka_util::consume_all(
+        &brokers,
+        &format!("{prefix}.blocks"),
+        Duration::from_secs(30),
+    );
+    let mut log = Vec::new();
+    for m in &blocks {
+        let v: sonic_rs::Value = sonic_rs::from_slice(&m.value).unwrap();
+        let hash = v["hash"].as_str().unwrap().to_string();
+        assert_eq!(m.header("block_hash"), Some(hash.as_str()));
+        log.push(Seen::Block {
+            number: v["number"].as_u64().unwrap(),
+            hash,
+            txs: Vec::new(),
+        });
+    }
+    // Kafka keeps no order across topics: compare contents and counts.
+    for m in &reorgs {
+        let v: sonic_rs::Value = sonic_rs::from_slice(&m.value).unwrap();
+        let orphaned = v["orphaned_hash"].as_str().unwrap().to_string();
+        assert_eq!(m.header("block_hash"), Some(orphaned.as_str()));
+        assert_eq!(m.header("entity"), Some("reorgs"));
+        assert_eq!(
+            m.key.as_deref().map(str::to_string),
+            v["block_number"].as_u64().map(|n| n.to_string())
+        );
+        log.push(Seen::Reorg {
+            number: v["block_number"].as_u64().unwrap(),
+            orphaned,
+            new: v["new_hash"].as_str().unwrap().to_string(),
+            depth: v["depth"].as_u64().unwrap(),
+        });
+    }
+    check_reorgs(&node, &log, &events, head, false);
 }
