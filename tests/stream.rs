@@ -420,6 +420,51 @@ fn a_reorg_deeper_than_the_window_is_an_error() {
     assert!(msg.contains("--max-reorg-depth 2"), "{msg}");
 }
 
+#[test]
+fn node_errors_are_retried_and_nothing_is_lost_or_repeated() {
+    // A quarter of the requests fail (HTTP 500 or a reset connection); batches are not retried
+    // inside the pipeline, so failed rounds are tried again by the stream.
+    let mut cfg = NodeConfig::generated(gen(40, 13));
+    cfg.faults = "500:0.2,reset:0.05".parse().unwrap();
+    cfg.fault_seed = 4;
+    let node = DevNode::start(cfg).unwrap();
+    let mut c = config(&node, 0);
+    c.export.max_retries = 0;
+    c.stop_at_block = Some(START + 39);
+    let log: Log = Arc::default();
+    let l = Arc::clone(&log);
+    let streamer = Streamer::new(c).callback(move |b| record(&l, b));
+    let metrics = streamer.metrics();
+    let stop = streamer.stop_flag();
+    let h = thread::spawn(move || streamer.run());
+    let t = Instant::now();
+    while !h.is_finished() {
+        if t.elapsed() > Duration::from_secs(60) {
+            stop.store(true, Ordering::SeqCst);
+            panic!(
+                "the stream did not reach its stop block: {:?}",
+                metrics.snapshot()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let report = h.join().unwrap().unwrap();
+    assert_eq!(report.stopped, ethetl::stream::Stopped::StopAtBlock);
+    assert_eq!(
+        block_numbers(&log.lock().unwrap()),
+        (START..=START + 39).collect::<Vec<_>>()
+    );
+    assert!(node.stats().faults.total() > 0, "no fault was served");
+    assert!(report.errors > 0, "failed rounds are counted");
+    let snap = metrics.snapshot();
+    let last = snap.last_error.expect("the last error is kept");
+    assert!(
+        last.message.contains("HTTP 500") || last.message.contains("failed"),
+        "{}",
+        last.message
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The binary.
 

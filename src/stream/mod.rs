@@ -5,8 +5,9 @@
 //!
 //! Poll the head (`eth_blockNumber`); export every block up to `head - lag` with the same
 //! pipeline as `ethetl export`, in *rounds* of up to [`StreamConfig::round_blocks`] blocks (so
-//! catching up runs at full pipeline speed, and rounds end on output chunk boundaries), and
-//! once caught up poll again every [`StreamConfig::poll_interval`]. While caught up, each poll
+//! catching up runs at full pipeline speed, and rounds end on output chunk boundaries; after a
+//! failed round the next ones are shorter for a while), and once caught up poll again every
+//! [`StreamConfig::poll_interval`]. While caught up, each poll
 //! also checks that the last exported block is still the node's block at that height, so a
 //! reorg at the head is noticed before the next block arrives.
 //!
@@ -486,6 +487,7 @@ impl Streamer {
             last_status: Instant::now(),
             status_blocks: 0,
             caught_up: false,
+            round_cap: config.round_blocks.max(1),
         };
         let outcome = run.main(durable);
         // Whatever happened, make what was written durable and store the checkpoint.
@@ -583,6 +585,10 @@ struct Run<'a> {
     last_status: Instant,
     status_blocks: u64,
     caught_up: bool,
+    /// The largest round for now: halved after a failed round (a flaky node fails a long
+    /// round far more often than a short one, and a failed round writes nothing after the
+    /// failing batch), doubled back after each good one.
+    round_cap: u64,
 }
 
 impl Run<'_> {
@@ -716,7 +722,7 @@ impl Run<'_> {
             if start + cfg.round_blocks < target {
                 self.caught_up = false;
             }
-            let end = round_end(start, target, cfg.round_blocks, cfg.export.chunk_size);
+            let end = round_end(start, target, self.round_cap, cfg.export.chunk_size);
             let range = BlockRange { start, end };
             let round = self.round(range)?;
             self.rounds += 1;
@@ -726,6 +732,10 @@ impl Run<'_> {
             match round {
                 Round::Done { interrupted } => {
                     self.errors_in_row = 0;
+                    self.round_cap = self
+                        .round_cap
+                        .saturating_mul(2)
+                        .min(cfg.round_blocks.max(1));
                     if interrupted {
                         return Ok(Stopped::Signal);
                     }
@@ -734,6 +744,8 @@ impl Run<'_> {
                     self.reorg(Some(m))?;
                 }
                 Round::Failed(e) => {
+                    self.round_cap =
+                        (self.round_cap.min(range.len()) / 2).max(cfg.export.batch_size);
                     self.recover(&format!("exporting blocks {range}"), &e);
                 }
             }
