@@ -959,7 +959,9 @@ fn parse_prometheus(text: &str) -> (Vec<Sample>, BTreeMap<String, String>) {
         if t != "histogram" {
             continue;
         }
-        let mut groups: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        // Series labels without `le` → (le, cumulative count) per bucket.
+        type Buckets = Vec<(f64, f64)>;
+        let mut groups: BTreeMap<Vec<(String, String)>, Buckets> = BTreeMap::new();
         for s in samples.iter().filter(|s| s.name == format!("{fam}_bucket")) {
             let le = s.labels.get("le").expect("bucket without le");
             let le: f64 = if le == "+Inf" {

@@ -15,7 +15,9 @@ use std::time::Duration;
 /// Contract: `write` is called with batches in strictly increasing, contiguous `seq` order.
 /// `poll` and `finish` append to `durable` the `seq`s whose rows are now safely stored
 /// (each `seq` exactly once, in any order). After `finish` returns `Ok`, every written `seq`
-/// has been reported.
+/// has been reported. `ethetl stream` ([`crate::stream`]) calls `finish` at the end of every
+/// round and then goes on writing (with the next `seq`s), so a sink used there must accept
+/// writes after `finish`.
 pub trait Sink: Send {
     /// Accepts one batch. May block for backpressure; must not drop rows.
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError>;

@@ -199,10 +199,8 @@ impl Core {
         self.ends.insert(seq, Some(batch.end));
         self.metrics.record_batch(&batch);
         self.written = Some(batch.end);
-        let end = batch.end;
         self.sink()?.write(batch)?;
         self.next_seq += 1;
-        let _ = end;
         Ok(seq)
     }
 
