@@ -28,7 +28,11 @@
 //! Reorg rows are the [`Entity::Reorgs`] entity: they go wherever rows go (the
 //! `<prefix>.reorgs` Kafka topic, `DIR/reorgs/`, stdout, or a caller's [`Sink`]) in a batch of
 //! their own, between the orphaned rows and the new canonical ones. Consumers drop rows whose
-//! `block_hash` is an `orphaned_hash`.
+//! `block_hash` is an `orphaned_hash`. (Reorg rows are an [`Entity`] variant rather than a side
+//! channel so that every [`Sink`] carries them without new methods.) With a directory output,
+//! each round writes its own files; the re-export after a reorg replaces the files it rewrites
+//! whole (their orphaned rows go with them), while orphaned rows in a file it only partly
+//! covers stay there, named by the reorg rows either way.
 //!
 //! # Checkpoint
 //!
