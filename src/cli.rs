@@ -195,8 +195,9 @@ pub struct StreamArgs {
     #[argh(option, short = 'f')]
     pub format: Option<String>,
 
-    /// where rows go: a directory (files per round, DIR/<entity>/<first>-<last>.<ext>), `-`
-    /// for stdout, `null`, or kafka://host:port[,host:port]
+    /// where rows go: a directory (files per round, DIR/<entity>/<first>-<last>.<ext>; files
+    /// of blocks the stream writes again are replaced), `-` for stdout, `null`, or
+    /// kafka://host:port[,host:port]
     #[argh(option, short = 'o')]
     pub output: Option<String>,
 

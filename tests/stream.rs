@@ -253,6 +253,21 @@ const IN_ORDER: ReadBack = ReadBack {
     complete: true,
 };
 
+#[test]
+fn without_a_start_block_or_checkpoint_the_stream_starts_at_the_head() {
+    let node = manual_node(30, 9, None);
+    let mut cfg = config(&node, 1);
+    cfg.start_block = None;
+    let run = start(cfg);
+    let mut head = node_head(&node);
+    run.wait_for(head - 1, head);
+    head = node.advance().unwrap();
+    run.wait_for(head - 1, head);
+    let (log, report) = run.stop();
+    assert_eq!(block_numbers(&log), vec![head - 2, head - 1]);
+    assert_eq!(report.first_block, Some(head - 2));
+}
+
 /// Checks a log against the node's reorg record and its final chain.
 fn check_reorgs(node: &DevNode, log: &[Seen], events: &[ReorgEvent], last: u64, read: ReadBack) {
     let ordered = read.ordered;
