@@ -1,5 +1,5 @@
 //! ethetl: a thread-pool, zero-copy batch ETL from Ethereum/EVM JSON-RPC nodes to Kafka, files
-//! and PostgreSQL, writing rows in ethereum-etl 2.4.2's schema.
+//! and stdout, writing rows in ethereum-etl 2.4.2's schema.
 //!
 //! The pipeline (see [`pipeline`]) is: a planner cuts the block range into [`pipeline::msg::RangeJob`]s,
 //! a pool of blocking I/O threads turns each job into one JSON-RPC batch POST
