@@ -8,7 +8,7 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := pkg-config libssl-dev zlib1g-dev gcc g++ make perl python3
+APT_PACKAGES := pkg-config libssl-dev zlib1g-dev gcc g++ make perl python3 chromium
 DEMO_BLOCKS ?= 200
 DEMO_SEED ?= 42
 

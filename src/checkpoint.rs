@@ -5,7 +5,10 @@
 //! work, never skip it.
 //!
 //! File format: the block number in decimal on the first line (like ethereum-etl's
-//! `last_synced_block.txt`); anything after the first line is ignored.
+//! `last_synced_block.txt`); anything after the first line is ignored by [`read_checkpoint`].
+//! `ethetl stream` stores the hashes of the last exported blocks there
+//! ([`write_checkpoint_with`], [`read_checkpoint_with`]), so the number and the hashes it
+//! needs to detect a reorg are always replaced together.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -145,6 +148,46 @@ pub fn write_checkpoint(path: &Path, block: u64) -> Result<(), CheckpointError> 
     Ok(())
 }
 
+/// Atomically replaces the checkpoint at `path` with `block` on the first line followed by
+/// `extra` (lines without their `\n`; tools that read only the first line are unaffected).
+pub fn write_checkpoint_with(
+    path: &Path,
+    block: u64,
+    extra: &[String],
+) -> Result<(), CheckpointError> {
+    let tmp = tmp_path(path);
+    let err = |op: &'static str| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Write { op, path, source }
+    };
+    {
+        let mut text = format!("{block}\n");
+        for line in extra {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let mut f = fs::File::create(&tmp).map_err(err("create temporary file for"))?;
+        f.write_all(text.as_bytes()).map_err(err("write"))?;
+        f.sync_all().map_err(err("fsync"))?;
+    }
+    fs::rename(&tmp, path).map_err(err("rename temporary file to"))?;
+    sync_dir(parent_dir(path)).map_err(err("fsync the directory of"))?;
+    Ok(())
+}
+
+/// Reads a checkpoint and the lines after its first (`Ok(None)` if the file does not exist).
+pub fn read_checkpoint_with(path: &Path) -> Result<Option<(u64, Vec<String>)>, CheckpointError> {
+    let Some(block) = read_checkpoint(path)? else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(path).map_err(|source| CheckpointError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let extra = text.lines().skip(1).map(str::to_string).collect();
+    Ok(Some((block, extra)))
+}
+
 /// Checks at startup, before any work, that the checkpoint can be written: the directory
 /// exists and a file can be created in it. Leaves no trace.
 pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
@@ -225,6 +268,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn extra_lines_round_trip_and_keep_the_first_line_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cp");
+        let extra = vec!["# note".to_string(), "7 0xab".to_string()];
+        write_checkpoint_with(&p, 7, &extra).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "7\n# note\n7 0xab\n");
+        assert_eq!(read_checkpoint(&p).unwrap(), Some(7));
+        assert_eq!(read_checkpoint_with(&p).unwrap(), Some((7, extra)));
+        write_checkpoint(&p, 8).unwrap();
+        assert_eq!(read_checkpoint_with(&p).unwrap(), Some((8, Vec::new())));
+        assert_eq!(
+            read_checkpoint_with(&dir.path().join("none")).unwrap(),
+            None
+        );
     }
 
     #[test]

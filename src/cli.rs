@@ -20,6 +20,7 @@ pub struct Cli {
 #[argh(subcommand)]
 pub enum Command {
     Export(ExportArgs),
+    Stream(StreamArgs),
 }
 
 /// Export a block range. Files go to DIR/<entity>/<first>-<last>.<jsonl|csv>, one file per
@@ -130,6 +131,134 @@ pub struct ExportArgs {
     pub kafka_config: Option<String>,
 
     /// no progress and no final summary on stderr (errors are still printed)
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+
+    /// serve live statistics over HTTP while the export runs: PORT or ADDR:PORT (a bare port
+    /// binds 127.0.0.1); see `ethetl stream --help` for the endpoints
+    #[argh(option)]
+    pub http: Option<String>,
+}
+
+/// Follow the chain head: export every block up to head - lag, then keep polling for new ones.
+/// Reorgs are detected from parent hashes: one `reorg` row per orphaned block goes to the
+/// `reorgs` entity (`<prefix>.reorgs` topic, `DIR/reorgs/`, or stdout) before the new canonical
+/// blocks are exported again. Stops cleanly on SIGINT/SIGTERM (exit 0) or at --stop-at-block.
+#[derive(FromArgs, Debug, PartialEq, Default)]
+#[argh(
+    subcommand,
+    name = "stream",
+    example = "ethetl stream --rpc \"$ETH_RPC_URL\" --output kafka://127.0.0.1:9092 --topic-prefix eth --checkpoint last_synced_block.txt --lag 2 --poll-interval 12 --http 127.0.0.1:9898",
+    example = "ethetl stream --start-block 20M --output - --entities blocks,transactions",
+    example = "ethetl stream --output out/ --checkpoint out/last_synced_block.txt --stop-at-block 20000100",
+    note = "Checkpoint: the first line is the last block N such that N and every block before it are durable in the output (as ethereum-etl's last_synced_block.txt); the lines after it hold the hashes of the last blocks (--max-reorg-depth + 1), which a restarted stream uses to detect reorgs of blocks an earlier run exported. A restart resumes after the checkpoint; rows of the last batches that were not yet acknowledged may be written again, never skipped.",
+    note = "HTTP (--http): / is a status page that refreshes itself, /stats is JSON (blocks_streamed, transactions_streamed, logs, token_transfers, current_block, head, lag, rates, uptime, last_error, ...), /metrics is Prometheus text (rows by entity, RPC requests, errors and latency by endpoint, output deliveries, checkpoint, head, lag, reorgs), /healthz answers 200 or 503. There is no authentication: bind a loopback address (the default for a bare port) unless the network is trusted.",
+    note = "Exit status: 0 when stopped by SIGINT/SIGTERM (after flushing the output and storing the checkpoint) or at --stop-at-block; 2 on a usage, configuration or fatal error (a failing output, a reorg deeper than --max-reorg-depth). A second signal exits at once with 2. Node errors are retried for as long as the stream runs."
+)]
+pub struct StreamArgs {
+    /// the JSON-RPC endpoint(s), http:// or https://, comma-separated. Default: the
+    /// ETH_RPC_URL environment variable. API keys in the URL are never printed.
+    #[argh(option)]
+    pub rpc: Option<String>,
+
+    /// first block to export when there is no checkpoint yet (default: the head - lag at
+    /// start); an existing checkpoint wins
+    #[argh(option, short = 's')]
+    pub start_block: Option<String>,
+
+    /// stay this many blocks behind the head (default 0); reorgs shallower than the lag never
+    /// reach the output
+    #[argh(option)]
+    pub lag: Option<u64>,
+
+    /// seconds between head polls once caught up, decimals allowed (default 10; e.g. 12,
+    /// 0.5, 250ms)
+    #[argh(option)]
+    pub poll_interval: Option<String>,
+
+    /// the deepest reorg, in orphaned exported blocks, that can be handled (default 128): the
+    /// hashes of that many blocks plus one are remembered; a deeper one stops the stream with
+    /// an error
+    #[argh(option)]
+    pub max_reorg_depth: Option<u64>,
+
+    /// stop (exit 0) once this block is exported and durable
+    #[argh(option)]
+    pub stop_at_block: Option<String>,
+
+    /// comma-separated entities: blocks, transactions, logs, token_transfers, receipts
+    /// (default blocks,transactions,logs,token_transfers); reorg rows are always emitted
+    #[argh(option)]
+    pub entities: Option<String>,
+
+    /// row format: jsonl (the default) or csv (directory output only)
+    #[argh(option, short = 'f')]
+    pub format: Option<String>,
+
+    /// where rows go: a directory (files per round, DIR/<entity>/<first>-<last>.<ext>; files
+    /// of blocks the stream writes again are replaced), `-` for stdout, `null`, or
+    /// kafka://host:port[,host:port]
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
+
+    /// blocks per JSON-RPC batch request (default 10)
+    #[argh(option)]
+    pub batch_size: Option<u64>,
+
+    /// concurrent HTTP requests while catching up (default: 2 per core, at least 4)
+    #[argh(option)]
+    pub io_threads: Option<usize>,
+
+    /// threads that parse responses and build rows (default: one per core)
+    #[argh(option)]
+    pub cpu_threads: Option<usize>,
+
+    /// retries per batch request before the round is given up and tried again after a pause
+    /// (default 5)
+    #[argh(option)]
+    pub max_retries: Option<u32>,
+
+    /// seconds allowed for one HTTP request (default 60); also bounds how long a stop waits
+    /// for requests in flight
+    #[argh(option)]
+    pub timeout: Option<u64>,
+
+    /// with a directory output: the largest file, in aligned blocks (default 1000)
+    #[argh(option)]
+    pub chunk_size: Option<u64>,
+
+    /// checkpoint file (see below); without one, every start begins at --start-block or the
+    /// head
+    #[argh(option)]
+    pub checkpoint: Option<String>,
+
+    /// write a JSON summary of the run to this file when the stream stops
+    #[argh(option)]
+    pub report: Option<String>,
+
+    /// the Kafka topic prefix: topics are <prefix>.<entity> (<prefix>.reorgs for reorg rows),
+    /// or bare <entity> when empty (the default)
+    #[argh(option)]
+    pub topic_prefix: Option<String>,
+
+    /// partitions for Kafka topics ethetl creates (default 1)
+    #[argh(option)]
+    pub partitions: Option<i32>,
+
+    /// librdkafka property key=value (repeatable; applied after --kafka-config)
+    #[argh(option, short = 'X')]
+    pub kafka_property: Vec<String>,
+
+    /// file of librdkafka properties, one key=value per line (# starts a comment)
+    #[argh(option)]
+    pub kafka_config: Option<String>,
+
+    /// serve live statistics over HTTP: PORT or ADDR:PORT (a bare port binds 127.0.0.1;
+    /// port 0 picks a free one, printed on stderr)
+    #[argh(option)]
+    pub http: Option<String>,
+
+    /// only errors on stderr (no status lines, no summary)
     #[argh(switch, short = 'q')]
     pub quiet: bool,
 }

@@ -1,5 +1,6 @@
-//! The `ethetl` binary: parse flags, validate them, run the export, report, exit with 0 (done),
-//! 2 (usage, configuration or fatal error, or interrupted). Errors are printed as one line,
+//! The `ethetl` binary: parse flags, validate them, run the export or the stream, report, exit
+//! with 0 (done; a stream stopped by a signal or at --stop-at-block), 2 (usage, configuration or
+//! fatal error, or an interrupted export). Errors are printed as one line,
 //! `error: what: cause: cause`, with RPC URLs redacted.
 
 // Decoding allocates many short-lived row buffers on several threads at once; mimalloc's
@@ -8,10 +9,13 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use argh::FromArgs;
-use ethetl::cli::{Cli, Command, ExportArgs};
+use ethetl::cli::{Cli, Command, ExportArgs, StreamArgs};
 use ethetl::config::ExportConfig;
-use ethetl::pipeline::run::{error_chain, open_sink, run_export_with, Resume};
+use ethetl::http::{parse_listen, StatsServer};
+use ethetl::metrics::{MeteredSink, Metrics};
+use ethetl::pipeline::run::{error_chain, open_sink, run_export_hooked, Resume, RunHooks};
 use ethetl::sink::stdout::is_broken_pipe;
+use ethetl::stream::{StreamConfig, Streamer};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -45,8 +49,12 @@ fn main() -> ExitCode {
                         .map(str::trim)
                         .filter(|l| !l.is_empty() && !l.starts_with("Run "))
                         .collect();
+                    let command = match strs.get(1) {
+                        Some(&"stream") => "stream",
+                        _ => "export",
+                    };
                     eprintln!(
-                        "error: {} (see `ethetl export --help`)",
+                        "error: {} (see `ethetl {command} --help`)",
                         msg.join(" ").trim_end_matches('.')
                     );
                     ExitCode::from(USAGE)
@@ -60,8 +68,11 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Export(args)) => export(&args),
+        Some(Command::Stream(args)) => stream(&args),
         None => {
-            eprintln!("error: no command given (try `ethetl export --help`)");
+            eprintln!(
+                "error: no command given (try `ethetl export --help` or `ethetl stream --help`)"
+            );
             ExitCode::from(USAGE)
         }
     }
@@ -98,26 +109,42 @@ fn export(args: &ExportArgs) -> ExitCode {
         }
     }
 
-    // SIGINT/SIGTERM set `stop` (a clean stop); a second one exits at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let registered = signal_hook::flag::register_conditional_shutdown(
-            sig,
-            i32::from(USAGE),
-            Arc::clone(&stop),
-        )
-        .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)));
-        if let Err(e) = registered {
+    let stop = match stop_flag() {
+        Ok(s) => s,
+        Err(e) => {
             eprintln!("error: cannot install the signal handler: {e}");
             return ExitCode::from(USAGE);
         }
-    }
+    };
 
-    let sink = match open_sink(&config, &resume) {
+    let mut sink = match open_sink(&config, &resume) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let report = match run_export_with(&config, &resume, sink, stop) {
+    let mut hooks = RunHooks::default();
+    let mut server = None;
+    let metrics = Metrics::new("export", &config.endpoints);
+    if let Some(listen) = &args.http {
+        match parse_listen(listen).and_then(|a| StatsServer::start(a, Arc::clone(&metrics))) {
+            Ok(s) => {
+                if !config.quiet {
+                    eprintln!("stats: {} (/stats, /metrics, /healthz)", s.url());
+                }
+                server = Some(s);
+            }
+            Err(e) => return fail(&e),
+        }
+        metrics.set_last_block(resume.range.end);
+        if let Some(cp) = resume.checkpoint {
+            metrics.set_checkpoint(cp);
+        }
+        hooks.counters = Some(Arc::clone(&metrics.counters));
+        sink = Box::new(MeteredSink::new(sink, Arc::clone(&metrics)));
+    }
+    let result = run_export_hooked(&config, &resume, sink, stop, &hooks);
+    metrics.set_finished();
+    drop(server);
+    let report = match result {
         Ok(r) => r,
         // The reader of stdout went away (`| head`): not an error of ours.
         Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
@@ -153,6 +180,80 @@ fn export(args: &ExportArgs) -> ExitCode {
         };
         eprintln!("error: interrupted: stopped cleanly; {at}");
         return ExitCode::from(USAGE);
+    }
+    ExitCode::SUCCESS
+}
+
+/// SIGINT/SIGTERM set the returned flag (a clean stop); a second signal exits at once with 2.
+fn stop_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, i32::from(USAGE), Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+fn stream(args: &StreamArgs) -> ExitCode {
+    let fail = |e: &(dyn std::error::Error + 'static)| {
+        eprintln!("error: {}", error_chain(e));
+        ExitCode::from(USAGE)
+    };
+    let config = match StreamConfig::from_args(args, std::env::var("ETH_RPC_URL").ok()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let stop = match stop_flag() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the signal handler: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    let quiet = config.export.quiet;
+    let report_path = config.export.report.clone();
+    let cp_path = config
+        .export
+        .checkpoint
+        .as_ref()
+        .map(|p| p.display().to_string());
+    let streamer = Streamer::new(config).with_stop_flag(stop);
+    let server = match &args.http {
+        Some(listen) => {
+            match parse_listen(listen).and_then(|a| StatsServer::start(a, streamer.metrics())) {
+                Ok(s) => {
+                    if !quiet {
+                        eprintln!("stats: {} (/stats, /metrics, /healthz)", s.url());
+                    }
+                    Some(s)
+                }
+                Err(e) => return fail(&e),
+            }
+        }
+        None => None,
+    };
+    let result = streamer.run();
+    drop(server);
+    let report = match result {
+        Ok(r) => r,
+        // The reader of stdout went away (`| head`): not an error of ours.
+        Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
+        Err(e) => {
+            let hint = cp_path
+                .map(|p| format!(" (checkpoint {p} is up to date; run the same command to resume)"))
+                .unwrap_or_default();
+            eprintln!("error: {}{hint}", error_chain(&e));
+            return ExitCode::from(USAGE);
+        }
+    };
+    if let Some(path) = &report_path {
+        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
+            eprintln!("error: cannot write report {}: {e}", path.display());
+            return ExitCode::from(USAGE);
+        }
+    }
+    if !quiet {
+        eprintln!("{}", report.summary());
     }
     ExitCode::SUCCESS
 }

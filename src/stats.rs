@@ -1,7 +1,8 @@
 //! Run counters and what the user sees while a run goes: counters are merged per batch
-//! (never per row), request counters per HTTP request; progress is an indicatif bar on a
-//! terminal, otherwise one log line every few seconds; the final [`RunReport`] is printed as a
-//! summary and can be written as JSON (`--report FILE`).
+//! (never per row), request counters per HTTP request (in total and per endpoint, with a
+//! latency histogram, for `/metrics`); progress is an indicatif bar on a terminal (blocks
+//! done/total, blocks/s, tx/s, ETA), otherwise one log line every few seconds; the final
+//! [`RunReport`] is printed as a summary and can be written as JSON (`--report FILE`).
 
 use crate::pipeline::msg::BatchCounts;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -19,9 +20,76 @@ pub struct RequestCounters {
     pub retries: AtomicU64,
     /// Response bytes received, retried requests included.
     pub http_bytes: AtomicU64,
+    /// Per endpoint (same order as the configured endpoints); empty unless built with
+    /// [`RequestCounters::for_endpoints`], and then [`RequestCounters::observe`] is a no-op.
+    pub endpoints: Vec<EndpointStats>,
+}
+
+/// Upper bounds (seconds) of the request latency histogram buckets; a last `+Inf` bucket
+/// follows.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What a request was for, a label of the per-endpoint counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// A pipeline batch (blocks and receipts of a job).
+    Batch = 0,
+    /// A single call of `ethetl stream` (`eth_blockNumber`, a block header for a reorg check).
+    Head = 1,
+}
+
+impl CallKind {
+    pub const ALL: [CallKind; 2] = [CallKind::Batch, CallKind::Head];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CallKind::Batch => "batch",
+            CallKind::Head => "head",
+        }
+    }
+}
+
+/// Requests of one kind to one endpoint.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// Requests that got an answer or failed.
+    pub requests: AtomicU64,
+    /// Of those, failed ones (transport errors, HTTP errors).
+    pub errors: AtomicU64,
+    /// Response bytes of successful requests.
+    pub bytes: AtomicU64,
+    /// Summed latency in microseconds.
+    pub latency_micros: AtomicU64,
+    /// Requests per latency bucket ([`LATENCY_BUCKETS`], then `+Inf`), not cumulative.
+    pub buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+}
+
+/// Per-endpoint request counters.
+#[derive(Debug)]
+pub struct EndpointStats {
+    /// The endpoint URL, redacted.
+    pub name: String,
+    /// Indexed by [`CallKind`].
+    pub calls: [CallStats; 2],
 }
 
 impl RequestCounters {
+    /// Counters with per-endpoint statistics for `names` (redacted URLs, in endpoint order).
+    pub fn for_endpoints(names: impl IntoIterator<Item = String>) -> RequestCounters {
+        RequestCounters {
+            endpoints: names
+                .into_iter()
+                .map(|name| EndpointStats {
+                    name,
+                    calls: Default::default(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     pub fn add_request(&self, bytes: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.http_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -29,6 +97,38 @@ impl RequestCounters {
 
     pub fn add_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one request to endpoint `endpoint`: how long it took and the response size
+    /// (`None`: the request failed).
+    pub fn observe(
+        &self,
+        endpoint: usize,
+        kind: CallKind,
+        latency: Duration,
+        response_bytes: Option<u64>,
+    ) {
+        let Some(ep) = self.endpoints.get(endpoint) else {
+            return;
+        };
+        let c = &ep.calls[kind as usize];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        match response_bytes {
+            Some(bytes) => {
+                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            None => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        c.latency_micros.fetch_add(micros, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        c.buckets[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -40,6 +140,8 @@ pub const LOG_EVERY: Duration = Duration::from_secs(5);
 pub struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
+    /// Periodic progress lines (off for runs embedded in `ethetl stream`, which prints its own).
+    lines: bool,
     total_blocks: u64,
     started: Instant,
     last_log: Mutex<Instant>,
@@ -63,6 +165,7 @@ impl Progress {
         Progress {
             bar,
             quiet,
+            lines: true,
             total_blocks,
             started: Instant::now(),
             last_log: Mutex::new(Instant::now()),
@@ -72,6 +175,14 @@ impl Progress {
     /// Shows nothing.
     pub fn hidden(total_blocks: u64) -> Progress {
         Progress::new(total_blocks, true)
+    }
+
+    /// Shows warnings and information lines only (unless `quiet`): no bar, no progress lines.
+    pub fn messages_only(total_blocks: u64, quiet: bool) -> Progress {
+        let mut p = Progress::new(total_blocks, true);
+        p.quiet = quiet;
+        p.lines = false;
+        p
     }
 
     pub fn started(&self) -> Instant {
@@ -102,12 +213,17 @@ impl Progress {
 
     /// Called by the sink thread after it wrote batches: `written` blocks so far.
     pub fn update(&self, written: u64, totals: &BatchCounts, checkpoint: Option<u64>) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         if let Some(bar) = &self.bar {
             bar.set_position(written);
-            bar.set_message(format!("{} tx", totals.transactions));
+            bar.set_message(format!(
+                "{} tx, {:.0} tx/s",
+                totals.transactions,
+                totals.transactions as f64 / secs
+            ));
             return;
         }
-        if self.quiet {
+        if self.quiet || !self.lines {
             return;
         }
         let Ok(mut last) = self.last_log.lock() else {
@@ -117,7 +233,6 @@ impl Progress {
             return;
         }
         *last = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let pct = if self.total_blocks == 0 {
             100.0
         } else {
@@ -126,11 +241,20 @@ impl Progress {
         let cp = checkpoint
             .map(|c| format!(", checkpoint {c}"))
             .unwrap_or_default();
+        let rate = written as f64 / secs;
+        let eta = if rate > 0.0 && written < self.total_blocks {
+            format!(
+                ", eta {}",
+                eta_text((self.total_blocks - written) as f64 / rate)
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "progress: {written}/{} blocks ({pct:.1}%), {:.0} blocks/s, {} tx{cp}",
+            "progress: {written}/{} blocks ({pct:.1}%), {rate:.0} blocks/s, {} tx, {:.0} tx/s{eta}{cp}",
             self.total_blocks,
-            written as f64 / secs,
             totals.transactions,
+            totals.transactions as f64 / secs,
         );
     }
 
@@ -139,6 +263,23 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A duration in seconds as `1h02m03s`, `2m03s` or `3s`.
+pub fn eta_text(secs: f64) -> String {
+    let s = if secs.is_finite() && secs > 0.0 {
+        secs.round() as u64
+    } else {
+        0
+    };
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
     }
 }
 
@@ -160,6 +301,8 @@ pub struct RunReport {
     pub malformed_transfers: u64,
     /// JSON-RPC response bytes received (retries included).
     pub rpc_bytes: u64,
+    /// Serialized row bytes handed to the output.
+    pub output_bytes: u64,
     pub requests: u64,
     pub retries: u64,
     pub elapsed_secs: f64,
@@ -183,7 +326,7 @@ impl RunReport {
         format!(
             "blocks {}..={}: {} blocks, {} transactions, {} logs, {} token transfers, {} receipts\n\
              skipped {} malformed transfer logs\n\
-             RPC: {:.1} MB in {} requests, {} retries\n\
+             RPC: {:.1} MB in {} requests, {} retries; output: {:.1} MB\n\
              elapsed {:.2} s: {:.1} blocks/s, {:.1} tx/s",
             self.first_block,
             self.last_block,
@@ -196,6 +339,7 @@ impl RunReport {
             self.rpc_bytes as f64 / 1e6,
             self.requests,
             self.retries,
+            self.output_bytes as f64 / 1e6,
             self.elapsed_secs,
             self.blocks_per_sec(),
             self.tx_per_sec(),

@@ -251,6 +251,7 @@ fn compare_csv(t: &mut Tally, what: &str, entity: Entity, expected_text: &str, o
         Entity::Logs => "logs.csv",
         Entity::TokenTransfers => "token_transfers.csv",
         Entity::Receipts => "receipts.csv",
+        Entity::Reorgs => unreachable!("reorg rows are not decoded"),
     };
     assert!(header.ends_with("\r\n"));
     let our_text = format!("{header}{}", rows_text(ours).concat());
@@ -358,6 +359,7 @@ fn export_label(e: Entity) -> &'static str {
         Entity::Logs => "logs.json",
         Entity::TokenTransfers => "token_transfers.json",
         Entity::Receipts => "receipts.json",
+        Entity::Reorgs => unreachable!("reorg rows are not decoded"),
     }
 }
 

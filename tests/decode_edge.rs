@@ -127,6 +127,7 @@ fn rich_block_counts() {
             Entity::Transactions | Entity::Receipts => 6,
             Entity::Logs => 13,
             Entity::TokenTransfers => 6,
+            Entity::Reorgs => unreachable!("reorg rows are not decoded"),
         };
         assert_eq!(d.rows(e).len(), want, "{e:?}");
         assert!(d.rows(e).iter().all(|(b, _)| b == 100));
@@ -553,6 +554,7 @@ fn rich_block_csv() {
                     "0xdead00000000000000000000000000000000beef"
                 );
             }
+            Entity::Reorgs => unreachable!("reorg rows are not decoded"),
         }
     }
 }
@@ -584,6 +586,7 @@ fn csv_columns_match_json_fields() {
                     "block_timestamp",
                     "block_hash",
                 ],
+                Entity::Reorgs => unreachable!("reorg rows are not decoded"),
             };
             for k in &json_keys {
                 assert!(

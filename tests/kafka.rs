@@ -38,6 +38,7 @@ fn rows_in(entity: Entity, n: u64) -> u64 {
         Entity::Logs => (n * 7) % 5,
         Entity::TokenTransfers => n % 3,
         Entity::Receipts => n % 4,
+        Entity::Reorgs => 0,
     }
 }
 

@@ -337,6 +337,7 @@ pub fn csv_header(entity: Entity) -> &'static str {
         Entity::Logs => log::CSV_HEADER,
         Entity::TokenTransfers => token_transfer::CSV_HEADER,
         Entity::Receipts => receipt::CSV_HEADER,
+        Entity::Reorgs => crate::stream::reorg::CSV_HEADER,
     }
 }
 

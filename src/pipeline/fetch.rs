@@ -7,7 +7,7 @@ use crate::pipeline::msg::{RangeJob, RawBatch};
 use crate::pipeline::plan::{Retry, TICK};
 use crate::pipeline::run::{error_chain, Control, RunError};
 use crate::rpc::client::{backoff, RpcClient};
-use crate::stats::{Progress, RequestCounters};
+use crate::stats::{CallKind, Progress, RequestCounters};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,10 +44,14 @@ pub(crate) fn io_thread(
             continue;
         }
         let endpoint = sh.client.endpoint_for(&job);
-        match sh
+        let sent = Instant::now();
+        let result = sh
             .client
-            .fetch(endpoint, &job, sh.with_receipts, &mut request)
-        {
+            .fetch(endpoint, &job, sh.with_receipts, &mut request);
+        let size = result.as_ref().ok().map(|b| b.len() as u64);
+        sh.counters
+            .observe(endpoint, CallKind::Batch, sent.elapsed(), size);
+        match result {
             Ok(body) => {
                 sh.counters.add_request(body.len() as u64);
                 let mut batch = RawBatch {

@@ -38,6 +38,10 @@ pub struct RawBatch {
 }
 
 /// The entities ethetl can export. The discriminant indexes [`DecodedBatch::rows`].
+///
+/// [`Entity::Reorgs`] is not decoded from node data: `ethetl stream` emits one `reorg` row per
+/// orphaned block (see [`crate::stream`]). It is therefore not in [`Entity::ALL`] (the
+/// entities a user can ask `--entities` for), only in [`Entity::EVERY`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Entity {
     Blocks = 0,
@@ -45,20 +49,32 @@ pub enum Entity {
     Logs = 2,
     TokenTransfers = 3,
     Receipts = 4,
+    Reorgs = 5,
 }
 
 impl Entity {
-    pub const COUNT: usize = 5;
-    pub const ALL: [Entity; Entity::COUNT] = [
+    /// Slots in per-entity arrays (every variant, [`Entity::Reorgs`] included).
+    pub const COUNT: usize = 6;
+    /// The entities decoded from node data (what `--entities` chooses from).
+    pub const ALL: [Entity; 5] = [
         Entity::Blocks,
         Entity::Transactions,
         Entity::Logs,
         Entity::TokenTransfers,
         Entity::Receipts,
     ];
+    /// Every variant, in discriminant order: [`Entity::ALL`] then [`Entity::Reorgs`].
+    pub const EVERY: [Entity; Entity::COUNT] = [
+        Entity::Blocks,
+        Entity::Transactions,
+        Entity::Logs,
+        Entity::TokenTransfers,
+        Entity::Receipts,
+        Entity::Reorgs,
+    ];
 
     /// Plural name used on the command line, in directory names and in Kafka topics
-    /// (`blocks`, `transactions`, `logs`, `token_transfers`, `receipts`).
+    /// (`blocks`, `transactions`, `logs`, `token_transfers`, `receipts`, `reorgs`).
     pub fn name(self) -> &'static str {
         match self {
             Entity::Blocks => "blocks",
@@ -66,6 +82,7 @@ impl Entity {
             Entity::Logs => "logs",
             Entity::TokenTransfers => "token_transfers",
             Entity::Receipts => "receipts",
+            Entity::Reorgs => "reorgs",
         }
     }
 
@@ -77,9 +94,11 @@ impl Entity {
             Entity::Logs => "log",
             Entity::TokenTransfers => "token_transfer",
             Entity::Receipts => "receipt",
+            Entity::Reorgs => "reorg",
         }
     }
 
+    /// The decoded entity (one of [`Entity::ALL`]) called `s`; `reorgs` is not one.
     pub fn from_name(s: &str) -> Option<Entity> {
         Entity::ALL.iter().copied().find(|e| e.name() == s)
     }
@@ -232,8 +251,9 @@ impl EntitySet {
         self.0[e as usize]
     }
 
+    /// The entities in the set, in discriminant order ([`Entity::Reorgs`] last).
     pub fn iter(&self) -> impl Iterator<Item = Entity> + '_ {
-        Entity::ALL.into_iter().filter(|e| self.contains(*e))
+        Entity::EVERY.into_iter().filter(|e| self.contains(*e))
     }
 
     /// Whether any requested entity needs `eth_getBlockReceipts`.

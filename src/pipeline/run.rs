@@ -311,17 +311,47 @@ pub fn run_export_with(
     sink: Box<dyn Sink>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunReport, RunError> {
-    run_with_decoder(config, resume, sink, stop, crate::decode::decode_batch)
+    run_export_hooked(config, resume, sink, stop, &RunHooks::default())
 }
 
-/// [`run_export_with`] with the decode function as a parameter (tests of the pipeline itself
-/// use a trivial one).
+/// What a caller that embeds runs in something longer (`ethetl stream`, `--http`) can hand a
+/// run.
+#[derive(Clone, Debug, Default)]
+pub struct RunHooks {
+    /// Request counters to bump instead of fresh ones, so they can be read live (and add up
+    /// over several runs). The report still counts only this run's requests.
+    pub counters: Option<Arc<RequestCounters>>,
+    /// No progress bar or progress lines (warnings are still shown unless `quiet`).
+    pub messages_only: bool,
+}
+
+/// [`run_export_with`] with [`RunHooks`].
+pub fn run_export_hooked(
+    config: &ExportConfig,
+    resume: &Resume,
+    sink: Box<dyn Sink>,
+    stop: Arc<AtomicBool>,
+    hooks: &RunHooks,
+) -> Result<RunReport, RunError> {
+    run_with_decoder(
+        config,
+        resume,
+        sink,
+        stop,
+        crate::decode::decode_batch,
+        hooks,
+    )
+}
+
+/// [`run_export_hooked`] with the decode function as a parameter (tests of the pipeline
+/// itself use a trivial one).
 pub(crate) fn run_with_decoder(
     config: &ExportConfig,
     resume: &Resume,
     sink: Box<dyn Sink>,
     stop: Arc<AtomicBool>,
     decode_fn: DecodeFn,
+    hooks: &RunHooks,
 ) -> Result<RunReport, RunError> {
     let range = resume.range;
     let mut report = RunReport {
@@ -333,10 +363,24 @@ pub(crate) fn run_with_decoder(
     if resume.is_done() {
         return Ok(report);
     }
-    let progress = Progress::new(range.len(), config.quiet);
+    let progress = if hooks.messages_only {
+        Progress::messages_only(range.len(), config.quiet)
+    } else {
+        Progress::new(range.len(), config.quiet)
+    };
 
     let ctl = Arc::new(Control::new(stop));
-    let counters = Arc::new(RequestCounters::default());
+    let counters = hooks.counters.clone().unwrap_or_else(|| {
+        Arc::new(RequestCounters::for_endpoints(
+            config.endpoints.iter().map(|e| e.redacted().to_string()),
+        ))
+    });
+    // Shared counters may already hold earlier runs' requests.
+    let (requests0, retries0, bytes0) = (
+        counters.requests.load(Ordering::Relaxed),
+        counters.retries.load(Ordering::Relaxed),
+        counters.http_bytes.load(Ordering::Relaxed),
+    );
     let progress = Arc::new(progress);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.cpu_threads)
@@ -475,9 +519,9 @@ pub(crate) fn run_with_decoder(
     }
     let outcome = outcome?;
     report.absorb_totals(&outcome.totals);
-    report.requests = counters.requests.load(Ordering::Relaxed);
-    report.retries = counters.retries.load(Ordering::Relaxed);
-    report.rpc_bytes = counters.http_bytes.load(Ordering::Relaxed);
+    report.requests = counters.requests.load(Ordering::Relaxed) - requests0;
+    report.retries = counters.retries.load(Ordering::Relaxed) - retries0;
+    report.rpc_bytes = counters.http_bytes.load(Ordering::Relaxed) - bytes0;
     report.elapsed_secs = progress.started().elapsed().as_secs_f64();
     if outcome.checkpoint.is_some() {
         report.checkpoint = outcome.checkpoint;
@@ -504,6 +548,7 @@ impl RunReport {
         self.token_transfers += t.token_transfers;
         self.receipts += t.receipts;
         self.malformed_transfers += t.malformed_transfers;
+        self.output_bytes += t.output_bytes;
     }
 }
 
@@ -612,6 +657,7 @@ fn sink_thread(
             let (start, end) = (b.start, b.end);
             ends.insert(b.seq, end);
             out.totals.absorb(&b.counts);
+            out.totals.output_bytes += b.rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
             out.written_blocks += end - start + 1;
             if let Err(e) = sink.write(b) {
                 fail(format!("writing blocks {start}..={end}"), e);
@@ -918,7 +964,14 @@ mod tests {
 
     fn run(c: &ExportConfig, sink: Recorder, stop: Arc<AtomicBool>) -> Result<RunReport, RunError> {
         let resume = Resume::load(c)?;
-        run_with_decoder(c, &resume, Box::new(sink), stop, fake_decode)
+        run_with_decoder(
+            c,
+            &resume,
+            Box::new(sink),
+            stop,
+            fake_decode,
+            &RunHooks::default(),
+        )
     }
 
     fn expected_rows(start: u64, end: u64) -> Vec<u8> {

@@ -24,7 +24,7 @@
 //!   zstd and lz4 come with the crate.
 
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Sink, SinkError, SinkStats};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -230,6 +230,9 @@ struct Tracker {
     failure: Option<Failure>,
     /// Delivery reports received (success or failure); lets `poll` see whether it made progress.
     reports: u64,
+    /// Successful and failed delivery reports (for [`Sink::stats`]).
+    delivered: u64,
+    failed: u64,
     /// The most recent non-fatal client error (e.g. a broker connection refused), shown when a
     /// flush or delivery times out.
     last_client_error: Option<String>,
@@ -278,6 +281,7 @@ impl ProducerContext for DeliveryContext {
         t.reports += 1;
         match result {
             Ok(_) => {
+                t.delivered += 1;
                 if let Some(left) = t.pending.get_mut(&seq) {
                     *left -= 1;
                     if *left == 0 {
@@ -287,6 +291,7 @@ impl ProducerContext for DeliveryContext {
                 }
             }
             Err((error, msg)) => {
+                t.failed += 1;
                 if t.failure.is_none() {
                     let block = msg
                         .key()
@@ -584,7 +589,7 @@ impl Sink for KafkaSink {
             source: Box::new(source),
         })?;
         let mut total = 0u64;
-        for entity in Entity::ALL {
+        for entity in Entity::EVERY {
             let n = batch.rows(entity).len() as u64;
             if n > 0 && self.topics[entity as usize].is_none() {
                 return Err(SinkError::Other(format!(
@@ -607,7 +612,7 @@ impl Sink for KafkaSink {
         }
 
         let mut key_buf = itoa::Buffer::new();
-        for entity in Entity::ALL {
+        for entity in Entity::EVERY {
             let Some(topic) = self.topics[entity as usize].as_deref() else {
                 continue;
             };
@@ -692,6 +697,16 @@ impl Sink for KafkaSink {
             )));
         }
         Ok(())
+    }
+
+    fn stats(&self) -> Option<SinkStats> {
+        let t = self.producer.context().lock();
+        Some(SinkStats {
+            sent: self.messages_sent,
+            delivered: t.delivered,
+            failed: t.failed,
+            queued: u64::try_from(self.producer.in_flight_count()).unwrap_or(0),
+        })
     }
 }
 

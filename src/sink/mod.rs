@@ -15,7 +15,9 @@ use std::time::Duration;
 /// Contract: `write` is called with batches in strictly increasing, contiguous `seq` order.
 /// `poll` and `finish` append to `durable` the `seq`s whose rows are now safely stored
 /// (each `seq` exactly once, in any order). After `finish` returns `Ok`, every written `seq`
-/// has been reported.
+/// has been reported. `ethetl stream` ([`crate::stream`]) calls `finish` at the end of every
+/// round and then goes on writing (with the next `seq`s), so a sink used there must accept
+/// writes after `finish`.
 pub trait Sink: Send {
     /// Accepts one batch. May block for backpressure; must not drop rows.
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError>;
@@ -29,6 +31,24 @@ pub trait Sink: Send {
 
     /// Flushes everything still buffered and reports the remaining durable `seq`s.
     fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError>;
+
+    /// Delivery counters, for sinks that have them (Kafka); shown by `--http`'s `/metrics`.
+    fn stats(&self) -> Option<SinkStats> {
+        None
+    }
+}
+
+/// Delivery counters of a sink that sends messages (all cumulative except `queued`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Messages handed to the destination's client.
+    pub sent: u64,
+    /// Messages the destination acknowledged.
+    pub delivered: u64,
+    /// Messages whose delivery failed.
+    pub failed: u64,
+    /// Messages sent but not yet acknowledged or failed.
+    pub queued: u64,
 }
 
 /// Why a sink failed. Every variant says where and keeps its cause.
