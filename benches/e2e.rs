@@ -432,7 +432,7 @@ fn run(args: Args) -> Result<(), BenchError> {
     };
     print_table(&results, node_cpu_total);
     save(&results, &out_dir)?;
-    let _ = std::fs::remove_dir(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 
