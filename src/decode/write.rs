@@ -298,6 +298,7 @@ fn json_opt_str(out: &mut Vec<u8>, o: &Option<JStr<'_>>) {
     }
 }
 
+#[inline(always)]
 fn json_value(out: &mut Vec<u8>, v: &V<'_>) -> Result<(), ValueError> {
     match *v {
         V::Null => out.extend_from_slice(b"null"),
