@@ -12,7 +12,7 @@ APT_PACKAGES := pkg-config libssl-dev zlib1g-dev gcc g++ make perl python3 chrom
 DEMO_BLOCKS ?= 200
 DEMO_SEED ?= 42
 
-.PHONY: all build deps test test-only lint fmt demo bench kafka-up kafka-down clean-out
+.PHONY: all build deps test lint fmt demo bench bench-micro kafka-up kafka-down
 
 all: build
 
@@ -48,6 +48,16 @@ fmt:
 ## Demo: a local node serving a generated mainnet-shaped chain, exported to ./out.
 demo: deps
 	./scripts/demo.sh $(DEMO_BLOCKS) $(DEMO_SEED)
+
+## Benchmarks: one table + target/bench/*.json (see BENCHMARKS.md).
+## BENCH_RUSTFLAGS=auto|portable|"<flags>" (auto: x86-64-v3 + pclmulqdq when the CPU has them)
+BENCH_BLOCKS ?= 1000
+bench: deps
+	-./scripts/kafka-up.sh >/dev/null
+	./scripts/bench.sh --blocks $(BENCH_BLOCKS) $(BENCH_ARGS)
+
+bench-micro: deps
+	./scripts/bench.sh --micro
 
 kafka-up:
 	./scripts/kafka-up.sh
