@@ -34,7 +34,7 @@ test: deps
 	  echo "error: CI is set but ../shared/fixtures is missing (the conformance tests need it)"; exit 2; fi
 	$(CARGO) build --all-targets
 	./scripts/kafka-up.sh
-	KAFKA_BROKERS="$${KAFKA_BROKERS:-$$(cat .kafka/brokers)}" $(CARGO) test --all-targets -- --test-threads=2
+	KAFKA_BROKERS="$${KAFKA_BROKERS:-$$(cat .kafka/brokers)}" $(CARGO) test --all-targets
 	$(CARGO) test --doc
 	$(MAKE) lint
 
