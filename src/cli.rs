@@ -88,12 +88,14 @@ pub struct ExportArgs {
     #[argh(option)]
     pub cpu_threads: Option<usize>,
 
-    /// retries per batch of blocks for transport errors, resets, timeouts, HTTP 5xx, truncated
-    /// or invalid bodies, JSON-RPC error objects, null results (blocks or receipts not indexed
-    /// yet) and inconsistent answers, with exponential backoff and jitter (250 ms doubling, at
-    /// most 15 s; at once on another healthy endpoint). Default 5; 0 fails at the first error.
-    /// Rate limits (HTTP 429, JSON-RPC rate-limit errors) wait for Retry-After and do not count,
-    /// up to 30 per batch; batches refused as too large are split and do not count either
+    /// retries for transport errors, resets, timeouts, HTTP 5xx, truncated or invalid bodies,
+    /// JSON-RPC error objects and null results (blocks or receipts not indexed yet), with
+    /// exponential backoff and jitter (250 ms doubling, at most 15 s; at once on another healthy
+    /// endpoint): a batch of blocks fails after this many retries in a row without a new answer
+    /// (answers already received are kept), and after this many inconsistent answers (wrong
+    /// block, receipts that do not match). Default 5; 0 fails at the first error. Rate limits
+    /// (HTTP 429, JSON-RPC rate-limit errors) wait for Retry-After and do not count (at most 30
+    /// per batch); batches refused as too large are split and do not count either
     #[argh(option)]
     pub max_retries: Option<u32>,
 

@@ -140,10 +140,7 @@ pub(crate) fn io_thread(sh: &FetchShared, jobs: Receiver<RangeJob>, raw: Sender<
             Ok(fetched) => {
                 sh.served_by.record(job.seq, fetched.endpoint);
                 let mut batch = RawBatch {
-                    job: RangeJob {
-                        attempt: fetched.failures,
-                        ..job
-                    },
+                    job,
                     endpoint: fetched.endpoint,
                     with_receipts: sh.with_receipts,
                     body: fetched.body,

@@ -626,13 +626,14 @@ impl Pool {
         pause
     }
 
-    /// `i` refused a request of `calls` calls as too large: from now on it gets at most half
-    /// as many. Returns the new limit if it changed.
-    pub fn too_large(&self, i: usize, calls: usize) -> Option<usize> {
+    /// `i` refused a request of `calls` calls as too large, answering `answered` of them (a
+    /// response-size cap answers the calls that fit): from now on it gets at most half as
+    /// many, or as many as fitted if that is more. Returns the new limit if it changed.
+    pub fn too_large(&self, i: usize, calls: usize, answered: usize) -> Option<usize> {
         let mut eps = self.lock();
         let e = &mut eps[i];
         e.stats.splits += 1;
-        let limit = (calls / 2).max(1);
+        let limit = (calls / 2).max(answered.min(calls.saturating_sub(1))).max(1);
         if limit < e.max_calls {
             e.max_calls = limit;
             Some(limit)
@@ -921,11 +922,14 @@ mod tests {
     fn too_large_halves_and_remembers() {
         let p = pool(&[1], 4);
         assert_eq!(p.max_calls(0), usize::MAX);
-        assert_eq!(p.too_large(0, 20), Some(10));
-        assert_eq!(p.too_large(0, 40), None);
-        assert_eq!(p.too_large(0, 1), Some(1));
+        assert_eq!(p.too_large(0, 20, 0), Some(10));
+        assert_eq!(p.too_large(0, 40, 0), None);
+        // A response-size cap answered 7 of 10: 7 fit.
+        assert_eq!(p.too_large(0, 10, 7), Some(7));
+        assert_eq!(p.too_large(0, 3, 2), Some(2));
+        assert_eq!(p.too_large(0, 2, 2), Some(1));
         assert_eq!(p.max_calls(0), 1);
-        assert_eq!(p.report()[0].splits, 3);
+        assert_eq!(p.report()[0].splits, 5);
         assert_eq!(p.report()[0].max_batch_calls, Some(1));
     }
 

@@ -9,8 +9,9 @@
 //!   large is split (the working size halves and is remembered); one call that is still too
 //!   large alone is an error.
 //! * Good answers are kept; only calls that failed (an error object, `null`, missing) are asked
-//!   again, on another healthy endpoint at once or after a backoff ([`retry::backoff`]). Each
-//!   such round consumes one of `--max-retries`; rate limits do not (see [`FetchPolicy`]).
+//!   again, on another healthy endpoint at once or after a backoff ([`retry::backoff`]). A job
+//!   gives up after `--max-retries` failed rounds in a row without a single new answer; rate
+//!   limits and splits do not count (see [`FetchPolicy`]).
 //! * An endpoint without `eth_getBlockReceipts` (detected once, from its answer) gets the
 //!   block first; the transaction hashes are read from it, the receipts are requested with
 //!   batched `eth_getTransactionReceipt` calls (ids matched), and the block's receipts answer is
@@ -41,8 +42,8 @@ pub const DEFAULT_RATE_LIMIT_BUDGET: Duration = Duration::from_secs(15 * 60);
 /// How persistent a job is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchPolicy {
-    /// Failed rounds (transport errors, timeouts, 5xx, bad bodies, error objects, nulls,
-    /// rejected answers) after which a job gives up.
+    /// Failed rounds in a row without any new answer (transport errors, timeouts, 5xx, bad
+    /// bodies, error objects, nulls) after which a job gives up.
     pub max_retries: u32,
     /// Rate-limit answers after which a job gives up.
     pub rate_limit_retries: u32,
@@ -75,7 +76,7 @@ pub trait Observer {
 /// Details of a retry, for the message.
 #[derive(Clone, Debug)]
 pub struct RetryNote {
-    /// Failed rounds so far (rate limits excluded).
+    /// Failed rounds in a row without a new answer (rate limits excluded).
     pub failures: u32,
     /// `--max-retries` + 1.
     pub max_attempts: u32,
@@ -93,8 +94,6 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// The endpoint that answered last.
     pub endpoint: usize,
-    /// Failed rounds so far, including the job's earlier attempts.
-    pub failures: u32,
 }
 
 /// Why a job has no answers.
@@ -181,6 +180,8 @@ struct State<'j> {
     txs: Vec<Option<TxReceipts>>,
     /// A body that answered every call of the job cleanly, handed on as is.
     whole: Option<usize>,
+    /// Calls answered so far (progress).
+    answered: usize,
 }
 
 impl<'j> State<'j> {
@@ -195,6 +196,7 @@ impl<'j> State<'j> {
             receipts: vec![None; n],
             txs: (0..n).map(|_| None).collect(),
             whole: None,
+            answered: 0,
         }
     }
 
@@ -357,7 +359,7 @@ impl JobFetcher {
     }
 
     /// Fetches every answer of `job` (blocks, and receipts if `with_receipts`); see the module
-    /// docs. `job.attempt` counts the job's earlier failed rounds.
+    /// docs.
     pub fn fetch(
         &self,
         job: &RangeJob,
@@ -365,7 +367,8 @@ impl JobFetcher {
         obs: &dyn Observer,
     ) -> Result<Fetched, FetchError> {
         let mut st = State::new(job, with_receipts);
-        let mut failures = job.attempt;
+        // Failed rounds in a row without a new answer.
+        let mut failures = 0u32;
         let mut pref = Preference::default();
         let mut rate_limits = 0u32;
         let mut first_rate_limit: Option<Instant> = None;
@@ -378,7 +381,6 @@ impl JobFetcher {
                 return Ok(Fetched {
                     body: st.assemble(),
                     endpoint: last_endpoint,
-                    failures,
                 });
             }
             let Some(lease) = self.pool.acquire(pref, &stopped) else {
@@ -401,10 +403,19 @@ impl JobFetcher {
             if !lease.pace(chunk.len(), &stopped) {
                 return Err(FetchError::Stopped);
             }
-            let full = st.bufs.is_empty() && chunk.len() == pending.len();
+            // The whole job in the shared layout, nothing kept yet: a clean answer can go on
+            // as it is.
+            let answered = st.answered;
+            let full = st.bufs.is_empty()
+                && chunk.len() == pending.len()
+                && chunk.len() == st.n * if with_receipts { 2 } else { 1 };
             let outcome = self.exchange(&lease, &mut st, chunk, full, &mut request, obs);
             drop(lease);
             last_endpoint = ep;
+            let answered = st.answered - answered;
+            if answered > 0 {
+                failures = 0;
+            }
             let (verdict, error) = match outcome {
                 Exchange::Done => {
                     self.pool.succeeded(ep);
@@ -454,7 +465,7 @@ impl JobFetcher {
                             error_too_large(self, job, ep, chunk[0], &error),
                         ));
                     }
-                    if let Some(limit) = self.pool.too_large(ep, chunk.len()) {
+                    if let Some(limit) = self.pool.too_large(ep, chunk.len(), answered) {
                         obs.notice(&format!(
                             "{} refused a batch of {} calls as too large; sending at most {limit} calls per request to it",
                             self.pool.name(ep),
@@ -776,6 +787,7 @@ impl JobFetcher {
             if full && worst.0.is_none() && item_count == calls.len() {
                 st.whole = Some(buf);
             }
+            st.answered += kept.len();
             for (k, r) in kept {
                 let p = Piece {
                     buf,
