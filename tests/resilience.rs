@@ -647,7 +647,7 @@ fn mixed(fallback: bool) {
     };
     let g = generated_case(
         what,
-        |c| setup(c, if fallback { 40 } else { 8 }, 50_000),
+        |c| setup(c, if fallback { 40 } else { 8 }, 150_000),
         |_| {},
         |s| s.faults.served().count() >= 8,
     );
@@ -661,7 +661,7 @@ fn mixed(fallback: bool) {
     );
     if let Some(f) = fixture_case(
         what,
-        |c| setup(c, 3, 60_000),
+        |c| setup(c, if fallback { 20 } else { 3 }, 1_000_000),
         |s| s.faults.served().count() >= 6,
     ) {
         assert!(f.total_retries() > 0);

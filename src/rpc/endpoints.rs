@@ -633,7 +633,9 @@ impl Pool {
         let mut eps = self.lock();
         let e = &mut eps[i];
         e.stats.splits += 1;
-        let limit = (calls / 2).max(answered.min(calls.saturating_sub(1))).max(1);
+        let limit = (calls / 2)
+            .max(answered.min(calls.saturating_sub(1)))
+            .max(1);
         if limit < e.max_calls {
             e.max_calls = limit;
             Some(limit)

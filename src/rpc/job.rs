@@ -320,8 +320,13 @@ fn block_result(item: &[u8]) -> Result<&str, String> {
 enum Exchange {
     /// Every call of the request was answered.
     Done,
-    /// The most important problem seen (see [`Verdict::outranks`]).
-    Problem { verdict: Verdict, error: RpcError },
+    /// The most important problem seen (see [`Verdict::outranks`]); `fitted`: calls answered
+    /// with anything but a size refusal (what a response-size cap let through).
+    Problem {
+        verdict: Verdict,
+        error: RpcError,
+        fitted: usize,
+    },
 }
 
 /// Keeps the problem that matters most.
@@ -412,17 +417,20 @@ impl JobFetcher {
             let outcome = self.exchange(&lease, &mut st, chunk, full, &mut request, obs);
             drop(lease);
             last_endpoint = ep;
-            let answered = st.answered - answered;
-            if answered > 0 {
+            if st.answered > answered {
                 failures = 0;
             }
-            let (verdict, error) = match outcome {
+            let (verdict, error, fitted) = match outcome {
                 Exchange::Done => {
                     self.pool.succeeded(ep);
                     pref = Preference::default();
                     continue;
                 }
-                Exchange::Problem { verdict, error } => (verdict, error),
+                Exchange::Problem {
+                    verdict,
+                    error,
+                    fitted,
+                } => (verdict, error, fitted),
             };
             match verdict {
                 Verdict::RateLimited { cause, retry_after } => {
@@ -465,7 +473,7 @@ impl JobFetcher {
                             error_too_large(self, job, ep, chunk[0], &error),
                         ));
                     }
-                    if let Some(limit) = self.pool.too_large(ep, chunk.len(), answered) {
+                    if let Some(limit) = self.pool.too_large(ep, chunk.len(), fitted) {
                         obs.notice(&format!(
                             "{} refused a batch of {} calls as too large; sending at most {limit} calls per request to it",
                             self.pool.name(ep),
@@ -579,6 +587,7 @@ impl JobFetcher {
                 return Exchange::Problem {
                     verdict: retry::transport(&e),
                     error: RpcError::transport(&e, endpoint, at()),
+                    fitted: 0,
                 };
             }
         };
@@ -596,7 +605,11 @@ impl JobFetcher {
                 Err(e) => e,
                 Ok(_) => unreachable_status(at(), status),
             };
-            return Exchange::Problem { verdict, error };
+            return Exchange::Problem {
+                verdict,
+                error,
+                fitted: 0,
+            };
         }
         let body = match reply.body {
             Ok(b) => b,
@@ -604,6 +617,7 @@ impl JobFetcher {
                 return Exchange::Problem {
                     verdict: retry::transport(&e),
                     error: RpcError::transport(&e, endpoint, at()),
+                    fitted: 0,
                 }
             }
         };
@@ -633,6 +647,7 @@ impl JobFetcher {
         let mut seen = vec![false; calls.len()];
         let mut twice = vec![false; calls.len()];
         let mut receipts_seen = false;
+        let mut fitted = 0usize;
         let items = match response::parse(&body) {
             Err(source) => {
                 return Exchange::Problem {
@@ -642,6 +657,7 @@ impl JobFetcher {
                         len: body.len(),
                         source,
                     },
+                    fitted: 0,
                 }
             }
             Ok(Body::Other) => {
@@ -651,6 +667,7 @@ impl JobFetcher {
                         at: at(),
                         what: "a JSON scalar",
                     },
+                    fitted: 0,
                 }
             }
             Ok(Body::Single(item)) => {
@@ -662,6 +679,7 @@ impl JobFetcher {
                             code,
                             message: endpoint.sanitize(&message),
                         },
+                        fitted: 0,
                     },
                     _ => Exchange::Problem {
                         verdict: Verdict::Retry(Cause::InvalidBody),
@@ -669,6 +687,7 @@ impl JobFetcher {
                             at: at(),
                             what: "a single answer object",
                         },
+                        fitted: 0,
                     },
                 };
             }
@@ -713,6 +732,14 @@ impl JobFetcher {
                 continue;
             }
             seen[k] = true;
+            match &item.outcome {
+                Outcome::Error { code, message } => {
+                    if retry::rpc_error(*code, message, calls[k].kind()) != Verdict::TooLarge {
+                        fitted += 1;
+                    }
+                }
+                _ => fitted += 1,
+            }
             match item.outcome {
                 Outcome::Result(result) => {
                     let slice = match calls[k] {
@@ -808,7 +835,11 @@ impl JobFetcher {
         }
         match worst.0 {
             None => Exchange::Done,
-            Some((verdict, error)) => Exchange::Problem { verdict, error },
+            Some((verdict, error)) => Exchange::Problem {
+                verdict,
+                error,
+                fitted,
+            },
         }
     }
 }
