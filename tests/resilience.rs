@@ -1040,3 +1040,252 @@ fn bad_endpoint_settings_and_ca_bundles_are_one_line_errors() {
         assert!(!stderr.contains("SECRET"), "{stderr}");
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// TLS
+// ------------------------------------------------------------------------------------------------
+
+/// Test-only certificates (never used outside these tests): a CA, and a certificate for
+/// 127.0.0.1/localhost it signed, valid 2000–2100. Made with `openssl ecparam -name
+/// prime256v1`, `openssl req` and `openssl ca -startdate 20000101000000Z -enddate
+/// 21000101000000Z` (CA: basicConstraints CA:TRUE, keyCertSign; leaf: serverAuth,
+/// subjectAltName IP:127.0.0.1, DNS:localhost).
+mod tls {
+    pub const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBZjCCAQygAwIBAgICEAAwCgYIKoZIzj0EAwIwGTEXMBUGA1UEAwwOZXRoZXRs
+IHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBkxFzAV
+BgNVBAMMDmV0aGV0bCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+IDjH7oVjqKRALDry8G5cRwY/dB77gc9UUlnEOrRqh2P/y0zpZhoMLzItFTgwzskd
+QAN00c2Y8bJeN1PqFoZkKqNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8E
+BAMCAQYwHQYDVR0OBBYEFH/Og6t0Xdb525XINA5n3RWGote0MAoGCCqGSM49BAMC
+A0gAMEUCIEv4fo56WyXvMpVuyBlxltMSLe6VCZvxTPVQynrc5HcvAiEAuMCakKb5
+KtEfLnVsMWAA0KxjwiUqRvfzV9x6MccWCBk=
+-----END CERTIFICATE-----
+";
+    pub const LEAF: &str = "-----BEGIN CERTIFICATE-----
+MIIBsjCCAVigAwIBAgICEAEwCgYIKoZIzj0EAwIwGTEXMBUGA1UEAwwOZXRoZXRs
+IHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQ
+BgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ4gRi/h
+z57rx6QNohtrxIEUWVG8NsJ0tqX7RKKYBdR34CBYHLHyTa9mxWwY51aCwFUeXtXz
+56JNsqVf7/LgD9OjgZIwgY8wDAYDVR0TAQH/BAIwADAOBgNVHQ8BAf8EBAMCB4Aw
+EwYDVR0lBAwwCgYIKwYBBQUHAwEwGgYDVR0RBBMwEYcEfwAAAYIJbG9jYWxob3N0
+MB8GA1UdIwQYMBaAFH/Og6t0Xdb525XINA5n3RWGote0MB0GA1UdDgQWBBTqYgoR
+p3aDnZbS3ajN1bn7hVHjUjAKBggqhkjOPQQDAgNIADBFAiAB112NxF5sGFDgCI5L
+RJFq6yaWZVXp5wa5EKu33teONQIhANPeVvML+QzffHym6VmxZAy3+W97nwzhuuK2
+wvJ6Tnq/
+-----END CERTIFICATE-----
+";
+    pub const LEAF_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgGq5TY7oirzUwf7du
+GLtWF+avx2QB4rPXoNMoo34ZaI6hRANCAASeIEYv4c+e68ekDaIba8SBFFlRvDbC
+dLal+0SimAXUd+AgWByx8k2vZsVsGOdWgsBVHl7V8+eiTbKlX+/y4A/T
+-----END PRIVATE KEY-----
+";
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// An HTTPS front for a plain-HTTP JSON-RPC node: terminates TLS with [`LEAF`] and
+    /// forwards every POST body.
+    pub struct Front {
+        pub port: u16,
+        /// TCP connections accepted.
+        pub connections: Arc<AtomicUsize>,
+        /// Requests forwarded (after a completed handshake).
+        pub requests: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Front {
+        pub fn start(upstream: String) -> Front {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(LEAF.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(LEAF_KEY.as_bytes()).unwrap();
+            let config = Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+            );
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (connections, requests, stop) = (
+                Arc::new(AtomicUsize::new(0)),
+                Arc::new(AtomicUsize::new(0)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let (c, r, s) = (
+                Arc::clone(&connections),
+                Arc::clone(&requests),
+                Arc::clone(&stop),
+            );
+            let handle = std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(90);
+                let mut workers = Vec::new();
+                while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let Ok((tcp, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let (config, upstream, r) =
+                        (Arc::clone(&config), upstream.clone(), Arc::clone(&r));
+                    workers.push(std::thread::spawn(move || {
+                        let _ = tcp.set_nonblocking(false);
+                        let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(conn, tcp), &upstream, &r);
+                    }));
+                }
+                for w in workers {
+                    let _ = w.join();
+                }
+            });
+            Front {
+                port,
+                connections,
+                requests,
+                stop,
+                handle: Some(handle),
+            }
+        }
+    }
+
+    /// Answers HTTP/1.1 POSTs on one connection until it closes or fails.
+    fn serve(stream: impl Read + Write, upstream: &str, requests: &AtomicUsize) {
+        let mut io = BufReader::new(stream);
+        let agent = ureq::Agent::new_with_defaults();
+        loop {
+            let mut len = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match io.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            if io.read_exact(&mut body).is_err() {
+                return;
+            }
+            requests.fetch_add(1, Ordering::SeqCst);
+            let answer = agent
+                .post(upstream)
+                .header("Content-Type", "application/json")
+                .send(&body[..])
+                .and_then(|mut r| r.body_mut().with_config().limit(1 << 30).read_to_vec())
+                .unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                answer.len()
+            );
+            let out = io.get_mut();
+            if out.write_all(head.as_bytes()).is_err()
+                || out.write_all(&answer).is_err()
+                || out.flush().is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    impl Drop for Front {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+#[test]
+fn https_certificates_are_always_verified_and_a_ca_bundle_adds_a_private_ca() {
+    use std::sync::atomic::Ordering;
+    let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let front = tls::Front::start(node.url());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, tls::CA).unwrap();
+    let url = format!("https://127.0.0.1:{}/v2/SECRETKEY", front.port);
+    let blocks = format!("{START}:+20");
+
+    // The bundled roots do not know the test CA: refused at once, never retried.
+    let out = ethetl(&[
+        "export",
+        "--rpc",
+        &url,
+        "--blocks",
+        &blocks,
+        "--output",
+        "null",
+        "--max-retries",
+        "5",
+        "--batch-size",
+        "20",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("https://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    assert_eq!(front.requests.load(Ordering::SeqCst), 0);
+    assert_eq!(front.connections.load(Ordering::SeqCst), 1, "not retried");
+
+    // Trusting the test CA: the same rows as over plain HTTP.
+    let (via_tls, plain) = (dir.path().join("tls"), dir.path().join("plain"));
+    for (rpc, out_dir, bundle) in [(&url, &via_tls, true), (&node.url(), &plain, false)] {
+        let mut args = vec![
+            "export",
+            "--rpc",
+            rpc,
+            "--blocks",
+            &blocks,
+            "--entities",
+            "blocks,transactions,logs,token_transfers,receipts",
+            "--output",
+            out_dir.to_str().unwrap(),
+            "-q",
+        ];
+        if bundle {
+            args.extend(["--ca-bundle", ca.to_str().unwrap()]);
+        }
+        let out = ethetl(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(front.requests.load(Ordering::SeqCst) > 0);
+    let (a, b) = (tree(&via_tls), tree(&plain));
+    assert_eq!(a.len(), 5);
+    assert!(a == b, "rows over TLS differ");
+}

@@ -153,13 +153,36 @@ pub fn transport(e: &ureq::Error) -> Verdict {
     match e {
         E::Timeout(_) => Verdict::Retry(Cause::Timeout),
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Verdict::Retry(Cause::Timeout),
-        E::Io(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_) | E::BodyStalled => {
-            Verdict::Retry(Cause::Transport)
-        }
+        // A certificate the endpoint's name or our roots do not vouch for: the same every time.
+        E::Io(io) if io.get_ref().is_some_and(is_permanent_tls_error) => Verdict::Fatal,
+        E::Rustls(r) if is_permanent_tls(r) => Verdict::Fatal,
+        E::Io(_)
+        | E::ConnectionFailed
+        | E::HostNotFound
+        | E::Protocol(_)
+        | E::BodyStalled
+        | E::Rustls(_) => Verdict::Retry(Cause::Transport),
         // TLS failures (an unknown CA, a bad certificate), bad URLs, proxy and configuration
         // errors: the same request will fail the same way.
         _ => Verdict::Fatal,
     }
+}
+
+fn is_permanent_tls_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<rustls::Error>()
+        .is_some_and(is_permanent_tls)
+}
+
+fn is_permanent_tls(e: &rustls::Error) -> bool {
+    use rustls::Error as R;
+    matches!(
+        e,
+        R::InvalidCertificate(_)
+            | R::NoCertificatesPresented
+            | R::UnsupportedNameType
+            | R::PeerIncompatible(_)
+            | R::InvalidCertRevocationList(_)
+    )
 }
 
 /// A complete HTTP response with a non-2xx status. `body` is the start of the response body
@@ -288,6 +311,35 @@ pub fn parse_retry_after(value: &str, cap: Duration) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_errors() {
+        use std::io::{Error, ErrorKind};
+        let io = |e: Error| ureq::Error::Io(e);
+        assert_eq!(
+            transport(&io(Error::from(ErrorKind::ConnectionReset))),
+            Verdict::Retry(Cause::Transport)
+        );
+        assert_eq!(
+            transport(&io(Error::from(ErrorKind::TimedOut))),
+            Verdict::Retry(Cause::Timeout)
+        );
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(
+            transport(&io(Error::new(ErrorKind::InvalidData, bad_cert))),
+            Verdict::Fatal
+        );
+        let garbled = rustls::Error::DecryptError;
+        assert_eq!(
+            transport(&io(Error::new(ErrorKind::InvalidData, garbled))),
+            Verdict::Retry(Cause::Transport)
+        );
+        assert_eq!(
+            transport(&ureq::Error::ConnectionFailed),
+            Verdict::Retry(Cause::Transport)
+        );
+        assert_eq!(transport(&ureq::Error::BadUri("x".into())), Verdict::Fatal);
+    }
 
     #[test]
     fn statuses() {
