@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! planner ─jobs (bounded)─▶ I/O threads ─raw (bounded)─▶ dispatcher ─▶ rayon pool
-//!    ▲  ▲                        │                           │  ▲          │
-//!    │  └──────── retries ───────┴───────────────────────────┘  └─ done ───┘
+//!    ▲  ▲                                                    │  ▲          │
+//!    │  └──────── retries (rejected answers) ────────────────┘  └─ done ───┘
 //!    │                                                          │
 //!    └──────── credits (one per batch written) ◀── sink thread ◀┘ decoded (bounded)
 //! ```
+//!
+//! An I/O thread keeps a job until it has every answer (retrying, splitting and switching
+//! endpoints inside [`crate::rpc::job`]); answers the decode stage finds inconsistent go back
+//! to the planner and are fetched again.
 //!
 //! Memory is bounded whatever the range length: every data channel is bounded, and the
 //! planner keeps at most `window` jobs outstanding beyond the last batch written, which bounds
