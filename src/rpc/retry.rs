@@ -126,7 +126,8 @@ impl Verdict {
         }
     }
 
-    /// Whether `self` should be acted on rather than `other` (see [`Verdict::rank`]).
+    /// Whether `self` should be acted on rather than `other`: a rate limit first, then a size
+    /// limit, a missing method, a fatal error, and a plain retry last.
     pub fn outranks(self, other: Verdict) -> bool {
         self.rank() > other.rank()
     }
