@@ -38,8 +38,12 @@ pub enum Command {
 )]
 pub struct ExportArgs {
     /// the JSON-RPC endpoint(s), http:// or https://, comma-separated; several endpoints share the
-    /// jobs round-robin. Default: the ETH_RPC_URL environment variable. API keys in the URL are
-    /// never printed.
+    /// jobs round-robin, and one that keeps failing is left out for a while (1 s, doubling up to
+    /// 60 s) and probed again while the others go on. Settings may follow a URL, space-separated:
+    /// weight=N (share of the jobs), rps=R, concurrency=N, max-calls=N (batch limit),
+    /// bill=requests|calls, e.g. "http://a:8545 weight=2,https://b/v2/KEY rps=10". @FILE reads
+    /// entries from a file, one per line (keeps API keys off the command line). Default: the
+    /// ETH_RPC_URL environment variable. API keys in URLs are never printed.
     #[argh(option)]
     pub rpc: Option<String>,
 
@@ -85,14 +89,42 @@ pub struct ExportArgs {
     #[argh(option)]
     pub cpu_threads: Option<usize>,
 
-    /// retries per request for transport errors, timeouts, HTTP 429/5xx and retryable node
-    /// answers, with exponential backoff (default 5; 0 fails at the first error)
+    /// retries for transport errors, resets, timeouts, HTTP 5xx, truncated or invalid bodies,
+    /// JSON-RPC error objects and null results (blocks or receipts not indexed yet), with
+    /// exponential backoff and jitter (250 ms doubling, at most 15 s; at once on another healthy
+    /// endpoint): a batch of blocks fails after this many retries in a row without a new answer
+    /// (answers already received are kept), and after this many inconsistent answers (wrong
+    /// block, receipts that do not match). Default 5; 0 fails at the first error. Rate limits
+    /// (HTTP 429, JSON-RPC rate-limit errors) wait for Retry-After and do not count (at most 30
+    /// per batch); batches refused as too large are split and do not count either
     #[argh(option)]
     pub max_retries: Option<u32>,
 
     /// seconds allowed for one HTTP request, including reading the response (default 60)
     #[argh(option)]
     pub timeout: Option<u64>,
+
+    /// most requests per second to each endpoint (fractions allowed; default unlimited).
+    /// Requests are spaced evenly (no bursts), so no one-second window sees more; a batch counts
+    /// as one request unless --count-calls. Halved while an endpoint rate-limits, regained as it
+    /// answers. Per endpoint: rps=R in --rpc
+    #[argh(option)]
+    pub requests_per_second: Option<f64>,
+
+    /// make --requests-per-second count every JSON-RPC call of a batch, for providers that bill
+    /// per call (compute units, credits); per endpoint: bill=calls in --rpc
+    #[argh(switch)]
+    pub count_calls: bool,
+
+    /// most requests in flight to each endpoint (default: --io-threads); halved while an endpoint
+    /// rate-limits, regained as it answers. Per endpoint: concurrency=N in --rpc
+    #[argh(option)]
+    pub max_concurrency: Option<usize>,
+
+    /// PEM file with the CA certificates to trust for https:// endpoints (a private CA) instead of
+    /// the bundled Mozilla roots. Certificates are always verified
+    #[argh(option)]
+    pub ca_bundle: Option<String>,
 
     /// blocks per output file; files cover aligned chunks (default 1000)
     #[argh(option)]

@@ -6,6 +6,8 @@
 use crate::cli::ExportArgs;
 use crate::pipeline::msg::{Entity, EntitySet, RowFormat};
 use crate::redact::Redactor;
+use crate::rpc::client::{TlsRoots, TlsRootsError};
+use crate::rpc::endpoints::{Billing, EndpointOptions};
 use crate::sink::kafka::KafkaOptions;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,13 +29,33 @@ pub const DEFAULT_ENTITIES: [Entity; 4] = [
 /// geth refuses batches over 1,000 calls; with receipts a block costs two calls.
 pub const MAX_BATCH_SIZE: u64 = 500;
 
-/// One JSON-RPC endpoint. `Display` shows the redacted URL only.
+/// One JSON-RPC endpoint and its own settings. `Display` shows the redacted URL only.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     redactor: Redactor,
+    options: EndpointOptions,
 }
 
 impl Endpoint {
+    /// Parses one `--rpc` entry: a URL, then optional `key=value` settings separated by
+    /// spaces (`weight=N`, `rps=R`, `concurrency=N`, `max-calls=N`, `bill=requests|calls`).
+    pub fn parse_entry(entry: &str) -> Result<Endpoint, ConfigError> {
+        let mut words = entry.split_whitespace();
+        let url = words.next().unwrap_or_default();
+        let mut ep = Endpoint::parse(url)?;
+        ep.options = EndpointOptions::parse(words).map_err(|e| ConfigError::BadEndpointOption {
+            url: ep.redacted().to_string(),
+            option: ep.sanitize(&e.option),
+            reason: e.reason,
+        })?;
+        Ok(ep)
+    }
+
+    /// This endpoint's own settings.
+    pub fn options(&self) -> &EndpointOptions {
+        &self.options
+    }
+
     /// Validates an `http://` or `https://` URL with a host.
     pub fn parse(url: &str) -> Result<Endpoint, ConfigError> {
         let url = url.trim();
@@ -58,7 +80,10 @@ impl Endpoint {
         if uri.host().is_none_or(str::is_empty) {
             return Err(bad("missing host".into()));
         }
-        Ok(Endpoint { redactor })
+        Ok(Endpoint {
+            redactor,
+            options: EndpointOptions::default(),
+        })
     }
 
     /// The URL to connect to. Never print it: use `Display` or [`Endpoint::redacted`].
@@ -148,6 +173,17 @@ pub struct ExportConfig {
     /// Most jobs in flight beyond the last one written (bounds the reorder buffer and so
     /// memory, whatever the range length).
     pub window: usize,
+    /// Requests per second to each endpoint (`None`: unlimited); endpoint options override.
+    pub requests_per_second: Option<f64>,
+    /// What `requests_per_second` counts.
+    pub billing: Billing,
+    /// Requests in flight to each endpoint at most (`None`: up to `io_threads`).
+    pub max_concurrency: Option<usize>,
+    /// Rate-limit answers one job may get before the run fails (they do not count against
+    /// `max_retries`).
+    pub rate_limit_retries: u32,
+    /// Certificates `https://` endpoints are checked against.
+    pub tls_roots: TlsRoots,
 }
 
 impl ExportConfig {
@@ -173,6 +209,11 @@ impl ExportConfig {
             report: None,
             quiet: true,
             window: default_window(io_threads, cpu_threads),
+            requests_per_second: None,
+            billing: Billing::Requests,
+            max_concurrency: None,
+            rate_limit_retries: crate::rpc::job::DEFAULT_RATE_LIMIT_RETRIES,
+            tls_roots: TlsRoots::Bundled,
         })
     }
 
@@ -227,6 +268,29 @@ impl ExportConfig {
             args.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
             7 * 24 * 3600,
         )?;
+        if let Some(r) = args.requests_per_second {
+            if !(r.is_finite() && r > 0.0 && r <= 1e6) {
+                return Err(ConfigError::Invalid {
+                    flag: "--requests-per-second",
+                    value: r.to_string(),
+                    reason: "expected a number above 0 (fractions allowed)".into(),
+                });
+            }
+        }
+        if args.count_calls && args.requests_per_second.is_none() {
+            return Err(ConfigError::Conflict(
+                "--count-calls only applies with --requests-per-second".into(),
+            ));
+        }
+        let max_concurrency = match args.max_concurrency {
+            Some(n) => Some(positive("--max-concurrency", n, 4096)?),
+            None => None,
+        };
+        let tls_roots = match &args.ca_bundle {
+            Some(path) => TlsRoots::from_pem_file(std::path::Path::new(path))
+                .map_err(|source| ConfigError::CaBundle { source })?,
+            None => TlsRoots::Bundled,
+        };
         if let Some(c) = &args.checkpoint {
             if c.is_empty() {
                 return Err(ConfigError::Invalid {
@@ -253,6 +317,15 @@ impl ExportConfig {
             report: args.report.as_ref().map(PathBuf::from),
             quiet: args.quiet,
             window: default_window(io_threads, cpu_threads),
+            requests_per_second: args.requests_per_second,
+            billing: if args.count_calls {
+                Billing::Calls
+            } else {
+                Billing::Requests
+            },
+            max_concurrency,
+            rate_limit_retries: crate::rpc::job::DEFAULT_RATE_LIMIT_RETRIES,
+            tls_roots,
         })
     }
 
@@ -291,17 +364,36 @@ fn positive<T: Copy + PartialOrd + From<u8> + std::fmt::Display>(
     Ok(v)
 }
 
-/// Parses `URL[,URL...]`.
+/// Parses `ENTRY[,ENTRY...]`, where an entry is `URL [key=value ...]` (see
+/// [`Endpoint::parse_entry`]) or `@FILE`: a file with one entry per line (`#` starts a comment
+/// line), which keeps API keys off the command line.
 pub fn parse_endpoints(rpc: &str) -> Result<Vec<Endpoint>, ConfigError> {
-    let list: Vec<&str> = rpc
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if list.is_empty() {
+    let mut entries: Vec<String> = Vec::new();
+    for item in rpc.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.strip_prefix('@') {
+            Some(file) => {
+                let path = PathBuf::from(file.trim());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::RpcFile { path, source })?;
+                for line in text.lines().map(str::trim) {
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    entries.extend(
+                        line.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+            None => entries.push(item.to_string()),
+        }
+    }
+    if entries.is_empty() {
         return Err(ConfigError::NoRpc);
     }
-    list.into_iter().map(Endpoint::parse).collect()
+    entries.iter().map(|e| Endpoint::parse_entry(e)).collect()
 }
 
 /// Parses a comma-separated entity list (plural or singular names).
@@ -591,6 +683,23 @@ pub enum ConfigError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("invalid setting `{option}` for RPC endpoint {url}: {reason}")]
+    BadEndpointOption {
+        url: String,
+        option: String,
+        reason: String,
+    },
+    #[error("cannot read the --rpc endpoint file {}", path.display())]
+    RpcFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid --ca-bundle")]
+    CaBundle {
+        #[source]
+        source: TlsRootsError,
     },
 }
 

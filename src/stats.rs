@@ -310,6 +310,8 @@ pub struct RunReport {
     pub checkpoint: Option<u64>,
     /// Whether the run was stopped by a signal (or a stop flag) before the end of the range.
     pub interrupted: bool,
+    /// Per-endpoint requests, retries by cause, rate limits, splits and latency.
+    pub endpoints: Vec<crate::rpc::endpoints::EndpointReport>,
 }
 
 impl RunReport {
@@ -321,8 +323,17 @@ impl RunReport {
         self.transactions as f64 / self.elapsed_secs.max(1e-9)
     }
 
-    /// The multi-line summary printed on stderr at the end.
+    /// The multi-line summary printed on stderr at the end (one more line per endpoint).
     pub fn summary(&self) -> String {
+        let mut s = self.totals_summary();
+        for e in &self.endpoints {
+            s.push('\n');
+            s.push_str(&e.summary_line());
+        }
+        s
+    }
+
+    fn totals_summary(&self) -> String {
         format!(
             "blocks {}..={}: {} blocks, {} transactions, {} logs, {} token transfers, {} receipts\n\
              skipped {} malformed transfer logs\n\

@@ -1,39 +1,121 @@
-//! The I/O stage: N blocking threads, each taking a [`RangeJob`], sending its one JSON-RPC
-//! batch POST and passing the body on as a [`RawBatch`]. A retryable failure goes back to the
-//! planner with its backoff (the thread moves on to the next job at once); a job out of
-//! attempts fails the run with an error naming blocks, methods and endpoint.
+//! The I/O stage: N blocking threads, each taking a [`RangeJob`] and turning it into a
+//! [`RawBatch`] with [`JobFetcher::fetch`], which spreads the requests over the endpoints,
+//! waits for rate limits, retries, splits batches and falls back to per-transaction receipts
+//! as needed (see [`crate::rpc::job`]). A job out of attempts, or failing in a way no retry can
+//! fix, fails the run with an error naming blocks, method and endpoint. A job that comes back
+//! from the decode stage (its answers were inconsistent) is counted against the endpoint that
+//! answered it and fetched again.
 
 use crate::pipeline::msg::{RangeJob, RawBatch};
-use crate::pipeline::plan::{Retry, TICK};
+use crate::pipeline::plan::TICK;
 use crate::pipeline::run::{error_chain, Control, RunError};
-use crate::rpc::client::{backoff, RpcClient};
+use crate::rpc::client::RpcError;
+use crate::rpc::job::{FetchError, JobFetcher, Observer, RetryNote};
 use crate::stats::{CallKind, Progress, RequestCounters};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What every I/O thread shares. Owned (not borrowed) so that after a failure the run can
 /// return without waiting for a request that is still in flight: such a thread finishes its
 /// request (bounded by `--timeout`), finds the run aborted and exits on its own.
 pub(crate) struct FetchShared {
-    pub client: RpcClient,
+    pub fetcher: JobFetcher,
     pub with_receipts: bool,
-    pub max_retries: u32,
     pub counters: Arc<RequestCounters>,
     pub progress: Arc<Progress>,
     pub ctl: Arc<Control>,
+    /// Which endpoint answered each outstanding job.
+    pub served_by: ServedBy,
+}
+
+/// The endpoint that answered each job still in flight, so that a job the decode stage sends
+/// back is counted against it. A ring indexed by `seq`: outstanding jobs span fewer `seq`s
+/// than its size (the planner's window bounds them), and each slot remembers its `seq`.
+pub(crate) struct ServedBy {
+    slots: Mutex<Vec<Option<(u64, usize)>>>,
+}
+
+impl ServedBy {
+    /// `capacity` must exceed the number of jobs that can be outstanding at once.
+    pub(crate) fn new(capacity: usize) -> ServedBy {
+        ServedBy {
+            slots: Mutex::new(vec![None; capacity.max(1)]),
+        }
+    }
+
+    fn record(&self, seq: u64, endpoint: usize) {
+        if let Ok(mut s) = self.slots.lock() {
+            let n = s.len() as u64;
+            s[(seq % n) as usize] = Some((seq, endpoint));
+        }
+    }
+
+    fn take(&self, seq: u64) -> Option<usize> {
+        let mut s = self.slots.lock().ok()?;
+        let n = s.len() as u64;
+        let slot = &mut s[(seq % n) as usize];
+        match *slot {
+            Some((q, ep)) if q == seq => {
+                *slot = None;
+                Some(ep)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reports a fetch's events to the run's counters and progress display.
+struct Events<'a> {
+    sh: &'a FetchShared,
+}
+
+impl Observer for Events<'_> {
+    fn stopped(&self) -> bool {
+        self.sh.ctl.should_stop()
+    }
+
+    fn retrying(&self, error: &RpcError, note: &RetryNote) {
+        self.sh.counters.add_retry();
+        let what = match note.rate_limited {
+            Some(n) => format!(
+                "rate limited ({n} of at most {} times; not counted as a failed attempt); \
+                 this endpoint pauses {:.1} s",
+                self.sh.fetcher.policy().rate_limit_retries,
+                note.wait.as_secs_f64()
+            ),
+            None if note.other_endpoints => format!(
+                "attempt {} of {} failed; retrying on another endpoint, or here in {:.1} s",
+                note.failures,
+                note.max_attempts,
+                note.wait.as_secs_f64()
+            ),
+            None => format!(
+                "attempt {} of {} failed; retrying in {:.1} s",
+                note.failures,
+                note.max_attempts,
+                note.wait.as_secs_f64()
+            ),
+        };
+        self.sh
+            .progress
+            .warn(&format!("{} ({what})", error_chain(error)));
+    }
+
+    fn notice(&self, message: &str) {
+        self.sh.progress.info(message);
+    }
+
+    fn answered(&self, bytes: u64) {
+        self.sh.counters.add_request(bytes);
+    }
 }
 
 /// One I/O thread. Ends when the job channel closes (the planner is done or stopped), when
-/// the decode stage has gone, or on a fatal error (recorded in `ctl`). Its clones of `raw` and
-/// `retries` are dropped on return.
-pub(crate) fn io_thread(
-    sh: &FetchShared,
-    jobs: Receiver<RangeJob>,
-    raw: Sender<RawBatch>,
-    retries: Sender<Retry>,
-) {
-    let mut request = Vec::new();
+/// the decode stage has gone, or on a fatal error (recorded in `ctl`). Its clone of `raw` is
+/// dropped on return.
+pub(crate) fn io_thread(sh: &FetchShared, jobs: Receiver<RangeJob>, raw: Sender<RawBatch>) {
+    let events = Events { sh };
     for job in jobs.iter() {
         // After a stop, jobs still queued are skipped: what is in flight finishes, nothing new
         // starts. After an abort nothing matters any more.
@@ -43,22 +125,34 @@ pub(crate) fn io_thread(
         if sh.ctl.should_stop() {
             continue;
         }
-        let endpoint = sh.client.endpoint_for(&job);
+        if job.attempt > 0 {
+            // Back from the decode stage: the answers were rejected.
+            if let Some(ep) = sh.served_by.take(job.seq) {
+                if let Some(d) = sh.fetcher.pool().rejected(ep) {
+                    events.notice(&format!(
+                        "{} gave inconsistent answers repeatedly; not using it for {:.0} s",
+                        sh.fetcher.pool().name(ep),
+                        d.as_secs_f64()
+                    ));
+                }
+            }
+        }
         let sent = Instant::now();
-        let result = sh
-            .client
-            .fetch(endpoint, &job, sh.with_receipts, &mut request);
-        let size = result.as_ref().ok().map(|b| b.len() as u64);
-        sh.counters
-            .observe(endpoint, CallKind::Batch, sent.elapsed(), size);
-        match result {
-            Ok(body) => {
-                sh.counters.add_request(body.len() as u64);
+        match sh.fetcher.fetch(&job, sh.with_receipts, &events) {
+            Ok(fetched) => {
+                // Latency of the whole job (retries and receipt fallbacks included).
+                sh.counters.observe(
+                    fetched.endpoint,
+                    CallKind::Batch,
+                    sent.elapsed(),
+                    Some(fetched.body.len() as u64),
+                );
+                sh.served_by.record(job.seq, fetched.endpoint);
                 let mut batch = RawBatch {
                     job,
-                    endpoint,
+                    endpoint: fetched.endpoint,
                     with_receipts: sh.with_receipts,
-                    body,
+                    body: fetched.body,
                 };
                 loop {
                     match raw.send_timeout(batch, TICK) {
@@ -73,31 +167,30 @@ pub(crate) fn io_thread(
                     }
                 }
             }
-            Err(e) if e.is_retryable() && job.attempt < sh.max_retries => {
-                sh.counters.add_retry();
-                let attempt = job.attempt + 1;
-                // The node's Retry-After, when longer than our own backoff, wins.
-                let wait = backoff(attempt, job.seq).max(e.retry_after().unwrap_or_default());
-                sh.progress.warn(&format!(
-                    "{} (attempt {attempt} of {} failed; retrying in {:.1} s)",
-                    error_chain(&e),
-                    sh.max_retries + 1,
-                    wait.as_secs_f64()
-                ));
-                let retry = Retry {
-                    job: RangeJob { attempt, ..job },
-                    not_before: Instant::now() + wait,
-                };
-                // The planner is gone only when the run is stopping: then nothing is retried.
-                let _ = retries.send(retry);
-            }
-            Err(e) => {
-                sh.ctl.fail(RunError::Fetch {
-                    attempts: job.attempt + 1,
-                    source: e,
-                });
+            // Stopping: this job is not written, and the checkpoint stays before it.
+            Err(FetchError::Stopped) => {}
+            Err(FetchError::Failed { attempts, source }) => {
+                sh.ctl.fail(RunError::Fetch { attempts, source });
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_by_remembers_outstanding_jobs() {
+        let s = ServedBy::new(4);
+        s.record(10, 1);
+        s.record(11, 0);
+        assert_eq!(s.take(10), Some(1));
+        assert_eq!(s.take(10), None, "taken once");
+        // seq 15 reuses 11's slot: 11 is forgotten, never misattributed.
+        s.record(15, 2);
+        assert_eq!(s.take(11), None);
+        assert_eq!(s.take(15), Some(2));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`Planner`] yields [`RangeJob`]s of at most `batch_size` blocks, with `seq` increasing by
 //! one in block order, and never lets a job straddle an output chunk boundary (so each job's
-//! rows land in exactly one file per entity). [`planner_thread`] feeds the I/O pool: it issues
+//! rows land in exactly one file per entity). `planner_thread` feeds the I/O pool: it issues
 //! a new job only while fewer than `window` jobs are outstanding (a credit comes back from the
 //! sink thread for every batch written), re-issues failed jobs once their backoff has passed,
 //! and closes the job channel when every job has been written or the run stops.

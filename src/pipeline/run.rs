@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! planner ─jobs (bounded)─▶ I/O threads ─raw (bounded)─▶ dispatcher ─▶ rayon pool
-//!    ▲  ▲                        │                           │  ▲          │
-//!    │  └──────── retries ───────┴───────────────────────────┘  └─ done ───┘
+//!    ▲  ▲                                                    │  ▲          │
+//!    │  └──────── retries (rejected answers) ────────────────┘  └─ done ───┘
 //!    │                                                          │
 //!    └──────── credits (one per batch written) ◀── sink thread ◀┘ decoded (bounded)
 //! ```
+//!
+//! An I/O thread keeps a job until it has every answer (retrying, splitting and switching
+//! endpoints inside [`crate::rpc::job`]); answers the decode stage finds inconsistent go back
+//! to the planner and are fetched again.
 //!
 //! Memory is bounded whatever the range length: every data channel is bounded, and the
 //! planner keeps at most `window` jobs outstanding beyond the last batch written, which bounds
@@ -23,10 +27,12 @@ use crate::checkpoint::{self, CheckpointError, Watermark};
 use crate::config::{BlockRange, ExportConfig, Output};
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::pipeline::decode::{dispatcher_thread, DecodeFn, DecodeShared};
-use crate::pipeline::fetch::{io_thread, FetchShared};
+use crate::pipeline::fetch::{io_thread, FetchShared, ServedBy};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
 use crate::rpc::client::{RpcClient, RpcError};
+use crate::rpc::endpoints::{Pool, PoolConfig};
+use crate::rpc::job::{FetchPolicy, JobFetcher};
 use crate::sink::file::{FileSink, FileSinkOptions};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::null::NullSink;
@@ -391,6 +397,7 @@ pub(crate) fn run_with_decoder(
             source: std::io::Error::other(e),
         })?;
 
+    let window = config.window;
     // Channels. Every data channel is bounded; `retries` and `credits` carry at most `window`
     // messages because at most `window` jobs are outstanding.
     let (job_tx, job_rx) = bounded::<RangeJob>(config.io_threads);
@@ -400,12 +407,13 @@ pub(crate) fn run_with_decoder(
     let (credit_tx, credit_rx) = unbounded::<()>();
 
     let fetch = Arc::new(FetchShared {
-        client: RpcClient::new(config.endpoints.clone(), config.io_threads, config.timeout),
+        fetcher: fetcher(config),
         with_receipts: config.needs_receipts(),
-        max_retries: config.max_retries,
         counters: Arc::clone(&counters),
         progress: Arc::clone(&progress),
         ctl: Arc::clone(&ctl),
+        // More slots than jobs can be outstanding (the planner's window).
+        served_by: ServedBy::new(2 * window + config.io_threads + 1),
     });
     let decode = DecodeShared {
         decode: decode_fn,
@@ -430,20 +438,14 @@ pub(crate) fn run_with_decoder(
         ctl: &ctl,
     };
     let plan = Planner::new(range, config.batch_size, config.chunk_size);
-    let window = config.window;
 
     // I/O threads own what they use (see `FetchShared`); the others borrow.
     let mut io_handles = Vec::with_capacity(config.io_threads);
     for i in 0..config.io_threads {
-        let (sh, jobs, raw, retries) = (
-            Arc::clone(&fetch),
-            job_rx.clone(),
-            raw_tx.clone(),
-            retry_tx.clone(),
-        );
+        let (sh, jobs, raw) = (Arc::clone(&fetch), job_rx.clone(), raw_tx.clone());
         match thread::Builder::new()
             .name(format!("ethetl-io-{i}"))
-            .spawn(move || io_thread(&sh, jobs, raw, retries))
+            .spawn(move || io_thread(&sh, jobs, raw))
         {
             Ok(h) => io_handles.push(h),
             Err(source) => {
@@ -522,6 +524,7 @@ pub(crate) fn run_with_decoder(
     report.requests = counters.requests.load(Ordering::Relaxed) - requests0;
     report.retries = counters.retries.load(Ordering::Relaxed) - retries0;
     report.rpc_bytes = counters.http_bytes.load(Ordering::Relaxed) - bytes0;
+    report.endpoints = fetch.fetcher.pool().report();
     report.elapsed_secs = progress.started().elapsed().as_secs_f64();
     if outcome.checkpoint.is_some() {
         report.checkpoint = outcome.checkpoint;
@@ -538,6 +541,33 @@ pub(crate) fn run_with_decoder(
         }
     }
     Ok(report)
+}
+
+/// The RPC side of a run: the endpoints with their options and limits, the HTTP client and
+/// the retry policy.
+fn fetcher(config: &ExportConfig) -> JobFetcher {
+    let pool = Pool::new(
+        config
+            .endpoints
+            .iter()
+            .map(|e| (e.redacted().to_string(), e.options().clone()))
+            .collect(),
+        &PoolConfig {
+            requests_per_second: config.requests_per_second,
+            billing: config.billing,
+            max_concurrency: config.max_concurrency,
+            threads: config.io_threads,
+        },
+    );
+    let client = RpcClient::with_roots(
+        config.endpoints.clone(),
+        config.io_threads,
+        config.timeout,
+        &config.tls_roots,
+    );
+    let mut policy = FetchPolicy::new(config.max_retries);
+    policy.rate_limit_retries = config.rate_limit_retries;
+    JobFetcher::new(client, pool, policy)
 }
 
 impl RunReport {
@@ -720,6 +750,7 @@ mod tests {
     //! local node, with a trivial decoder that emits one row `"<block>\n"` per block.
     use super::*;
     use crate::pipeline::msg::{BatchCounts, Entity, RowBuf, RowFormat};
+    use crate::rpc::retry::Cause;
     use sonic_rs::{JsonContainerTrait, JsonValueTrait};
     use std::sync::atomic::AtomicUsize;
 
@@ -730,6 +761,8 @@ mod tests {
         DelayMs(u64),
         Status(u16),
         NullBlock,
+        /// Every block answered as the block after it: an inconsistent answer.
+        WrongNumber,
         /// `"number"` as a JSON number: a shape no retry fixes.
         BadShape,
     }
@@ -793,6 +826,8 @@ mod tests {
                                     "null".to_string()
                                 } else if matches!(act, Act::BadShape) {
                                     format!("{{\"number\":{n}}}")
+                                } else if matches!(act, Act::WrongNumber) {
+                                    format!("{{\"number\":\"0x{:x}\"}}", n + 1)
                                 } else {
                                     format!("{{\"number\":\"0x{n:x}\"}}")
                                 };
@@ -1071,7 +1106,7 @@ mod tests {
     fn decode_failure_stops_the_run() {
         let node = Node::start(|_, first| {
             if first == 14 {
-                Act::NullBlock
+                Act::WrongNumber
             } else {
                 Act::Answer
             }
@@ -1096,7 +1131,28 @@ mod tests {
 
     #[test]
     fn retries_answers_the_decoder_calls_retryable() {
-        // The node does not have block 30 yet on the first two attempts.
+        // The node answers the wrong blocks for 28..=34 on the first two attempts.
+        let wrong = Arc::new(AtomicUsize::new(0));
+        let n = Arc::clone(&wrong);
+        let node = Node::start(move |_, first| {
+            if first == 28 && n.fetch_add(1, Ordering::SeqCst) < 2 {
+                Act::WrongNumber
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 3;
+        let rec = Recorder::default();
+        let report = run(&c, rec.clone(), Arc::default()).unwrap();
+        assert_eq!(report.retries, 2);
+        assert_eq!(report.endpoints[0].retries.get(Cause::Rejected), 2);
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(0, 99));
+    }
+
+    #[test]
+    fn null_results_are_retried_then_named() {
+        // The node does not have blocks 28..=34 yet on the first two attempts, then never.
         let nulls = Arc::new(AtomicUsize::new(0));
         let n = Arc::clone(&nulls);
         let node = Node::start(move |_, first| {
@@ -1111,7 +1167,26 @@ mod tests {
         let rec = Recorder::default();
         let report = run(&c, rec.clone(), Arc::default()).unwrap();
         assert_eq!(report.retries, 2);
+        assert_eq!(report.endpoints[0].retries.get(Cause::NullResult), 2);
         assert_eq!(*rec.rows.lock().unwrap(), expected_rows(0, 99));
+
+        let node = Node::start(|_, first| {
+            if first == 28 {
+                Act::NullBlock
+            } else {
+                Act::Answer
+            }
+        });
+        let mut c = config(&node, 0, 99);
+        c.max_retries = 1;
+        let e = run(&c, Recorder::default(), Arc::default()).unwrap_err();
+        let msg = error_chain(&e);
+        assert!(
+            msg.contains("giving up after 2 attempt(s)")
+                && msg.contains("block 28: eth_getBlockByNumber returned null")
+                && msg.contains(&node.url()),
+            "{msg}"
+        );
     }
 
     #[test]

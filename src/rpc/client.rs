@@ -1,16 +1,23 @@
 //! The blocking JSON-RPC HTTP client shared by the I/O threads: one ureq [`Agent`] (connection
 //! pool sized for the I/O threads, identity encoding, no body size cap that a batch could hit,
-//! rustls with verified certificates), one POST per job with the body from
-//! [`crate::rpc::batch::write_request`], endpoints picked round-robin. Failures are typed
-//! [`RpcError`]s that name the endpoint (redacted) and the block range; whether a failure is
-//! worth retrying is decided here ([`RpcError::is_retryable`]), and [`backoff`] says how long
-//! to wait before the next attempt.
+//! rustls with verified certificates: the bundled Mozilla roots, or only the CAs of
+//! `--ca-bundle`; there is no way to turn verification off). [`RpcClient::post`] sends one
+//! request body and returns the status, `Retry-After` and body; [`RpcClient::fetch`] sends the
+//! whole batch of a job. Failures are typed [`RpcError`]s that name the endpoint (redacted),
+//! the blocks and the methods; what each failure means for a retry is decided in
+//! [`crate::rpc::retry`].
 
 use crate::config::Endpoint;
 use crate::pipeline::msg::RangeJob;
 use crate::rpc::batch;
+use crate::rpc::retry::{self, CallKind, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::Agent;
+
+pub use crate::rpc::retry::backoff;
 
 /// Responses larger than this are refused (a batch of 500 mainnet blocks with receipts is
 /// well under 1 GB; ureq's own default of 10 MB is hit by ordinary batches).
@@ -31,9 +38,29 @@ pub struct RpcClient {
 
 impl RpcClient {
     /// `connections` is the number of concurrent requests (the I/O thread count): the pool
-    /// keeps that many idle connections per host so every request reuses one.
+    /// keeps that many idle connections per host so every request reuses one. Certificates
+    /// are checked against the bundled Mozilla roots.
     pub fn new(endpoints: Vec<Endpoint>, connections: usize, timeout: Duration) -> RpcClient {
+        RpcClient::with_roots(endpoints, connections, timeout, &TlsRoots::Bundled)
+    }
+
+    /// [`RpcClient::new`] trusting `roots` for `https://` endpoints.
+    pub fn with_roots(
+        endpoints: Vec<Endpoint>,
+        connections: usize,
+        timeout: Duration,
+        roots: &TlsRoots,
+    ) -> RpcClient {
         let per_host = connections.max(1);
+        let root_certs = match roots {
+            TlsRoots::Bundled => RootCerts::WebPki,
+            TlsRoots::Pem { certs, .. } => RootCerts::Specific(Arc::new(
+                certs
+                    .iter()
+                    .map(|der| Certificate::from_der(der).to_owned())
+                    .collect(),
+            )),
+        };
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             // Ask for the body as is: gzip decoding costs several times the JSON parse.
@@ -42,6 +69,7 @@ impl RpcClient {
             .max_idle_connections_per_host(per_host)
             .max_idle_connections(per_host * endpoints.len().max(1))
             .timeout_global(Some(timeout))
+            .tls_config(TlsConfig::builder().root_certs(root_certs).build())
             .build()
             .into();
         RpcClient { agent, endpoints }
@@ -68,49 +96,140 @@ impl RpcClient {
         request: &mut Vec<u8>,
     ) -> Result<Vec<u8>, RpcError> {
         let ep = &self.endpoints[endpoint];
-        let at = || Where {
+        let at = Where {
             endpoint: ep.redacted().to_string(),
             start: job.start,
             end: job.end,
             methods: methods(with_receipts),
         };
         batch::write_request(job, with_receipts, request);
-        let transport = |e: ureq::Error| RpcError::Transport {
-            retryable: transport_retryable(&e),
-            source: Sanitized::of(&e, ep),
-            at: at(),
-        };
+        let reply = self
+            .post(endpoint, request)
+            .map_err(|e| RpcError::transport(&e, ep, at.clone()))?;
+        reply.into_body(ep, at)
+    }
+
+    /// POSTs `body` (a JSON-RPC request) to endpoint `endpoint`. `Err` only when no complete
+    /// HTTP response head arrived; the body may still fail to read (see [`Reply::body`]).
+    pub fn post(&self, endpoint: usize, body: &[u8]) -> Result<Reply, ureq::Error> {
+        let ep = &self.endpoints[endpoint];
         let mut resp = self
             .agent
             .post(ep.url())
             .header("Content-Type", "application/json")
-            .send(&request[..])
-            .map_err(transport)?;
+            .send(body)?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|secs| Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)));
+            .and_then(|v| retry::parse_retry_after(v, Duration::from_secs(MAX_RETRY_AFTER_SECS)));
         let body = resp
             .body_mut()
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec();
-        if !(200..300).contains(&status) {
-            let snippet = match &body {
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Endpoint `i`.
+    pub fn endpoint(&self, i: usize) -> &Endpoint {
+        &self.endpoints[i]
+    }
+}
+
+/// A complete HTTP response head and the body as read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The node's `Retry-After` (seconds or an HTTP date), capped at
+    /// [`MAX_RETRY_AFTER_SECS`].
+    pub retry_after: Option<Duration>,
+    /// The body, or why it could not be read completely.
+    pub body: Result<Vec<u8>, ureq::Error>,
+}
+
+impl Reply {
+    /// The body of a 2xx answer; other statuses and unreadable bodies become errors.
+    pub fn into_body(self, ep: &Endpoint, at: Where) -> Result<Vec<u8>, RpcError> {
+        if !(200..300).contains(&self.status) {
+            let snippet = match &self.body {
                 Ok(b) => snippet(b, ep),
                 Err(_) => String::new(),
             };
             return Err(RpcError::Status {
-                at: at(),
-                status,
+                at,
+                status: self.status,
                 snippet,
-                retry_after,
+                retry_after: self.retry_after,
             });
         }
-        body.map_err(transport)
+        self.body.map_err(|e| RpcError::transport(&e, ep, at))
+    }
+}
+
+/// Which certificates `https://` endpoints are checked against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The Mozilla root store compiled into ethetl (webpki-roots).
+    #[default]
+    Bundled,
+    /// Only the CA certificates of a PEM file (`--ca-bundle`), DER-encoded.
+    Pem { path: PathBuf, certs: Vec<Vec<u8>> },
+}
+
+/// Why a `--ca-bundle` file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsRootsError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid PEM file", path.display())]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("{} holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)", path.display())]
+    Empty { path: PathBuf },
+}
+
+impl TlsRoots {
+    /// Reads the CA certificates of a PEM file (other PEM items, such as keys, are ignored).
+    pub fn from_pem_file(path: &Path) -> Result<TlsRoots, TlsRootsError> {
+        let bytes = std::fs::read(path).map_err(|source| TlsRootsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&bytes) {
+            match item {
+                Ok(PemItem::Certificate(c)) => certs.push(c.der().to_vec()),
+                Ok(_) => {}
+                Err(source) => {
+                    return Err(TlsRootsError::Pem {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(TlsRootsError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(TlsRoots::Pem {
+            path: path.to_path_buf(),
+            certs,
+        })
     }
 }
 
@@ -139,19 +258,6 @@ fn snippet(body: &[u8], ep: &Endpoint) -> String {
     }
 }
 
-fn transport_retryable(e: &ureq::Error) -> bool {
-    use ureq::Error as E;
-    matches!(
-        e,
-        E::Timeout(_)
-            | E::Io(_)
-            | E::ConnectionFailed
-            | E::HostNotFound
-            | E::Protocol(_)
-            | E::BodyStalled
-    )
-}
-
 /// Where a request went: the endpoint (redacted), the blocks and the JSON-RPC methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Where {
@@ -171,7 +277,28 @@ impl std::fmt::Display for Where {
     }
 }
 
-/// A failed JSON-RPC HTTP request.
+/// One call of a request, for messages: `block N: method` or `block N, transaction I: method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallAt {
+    pub block: u64,
+    pub tx_index: Option<usize>,
+    pub method: &'static str,
+}
+
+impl std::fmt::Display for CallAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tx_index {
+            Some(i) => write!(f, "block {}, transaction {i}: {}", self.block, self.method),
+            None => write!(f, "block {}: {}", self.block, self.method),
+        }
+    }
+}
+
+fn code_text(code: &Option<i64>) -> String {
+    code.map_or_else(|| "no code".to_owned(), |c| format!("code {c}"))
+}
+
+/// A failed JSON-RPC exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("request for {at} failed")]
@@ -187,20 +314,109 @@ pub enum RpcError {
         status: u16,
         /// The start of the response body, sanitized, prefixed with `": "` (or empty).
         snippet: String,
-        /// The node's `Retry-After` (whole seconds, capped at [`MAX_RETRY_AFTER_SECS`]).
+        /// The node's `Retry-After` (capped at [`MAX_RETRY_AFTER_SECS`]).
         retry_after: Option<Duration>,
+    },
+    /// A truncated body, garbage, an HTML page.
+    #[error("request for {at}: response body ({len} bytes) is not valid JSON")]
+    Body {
+        at: Where,
+        len: usize,
+        #[source]
+        source: sonic_rs::Error,
+    },
+    #[error("request for {at}: the response is {what}, not a batch answer")]
+    NotABatch { at: Where, what: &'static str },
+    /// One JSON-RPC error object answered the whole batch.
+    #[error("request for {at}: the node rejected the batch ({}): {message}", code_text(.code))]
+    Rejected {
+        at: Where,
+        code: Option<i64>,
+        message: String,
+    },
+    /// A JSON-RPC error object answered one call.
+    #[error("{call} failed ({}): {message} (from {})", code_text(.code), .at.endpoint)]
+    Call {
+        at: Where,
+        call: Box<CallAt>,
+        code: Option<i64>,
+        message: String,
+    },
+    #[error("{call} returned null (the node may not have this block yet) from {}", .at.endpoint)]
+    Null { at: Where, call: Box<CallAt> },
+    /// Answers missing, duplicated or for calls the request never made.
+    #[error("request for {at}: {detail}")]
+    Ids { at: Where, detail: String },
+    #[error("{call}: the answer is too large for {} even alone ({detail})", .at.endpoint)]
+    TooLarge {
+        at: Where,
+        call: Box<CallAt>,
+        detail: String,
+    },
+    #[error("{call}: unexpected answer from {}: {detail}", .at.endpoint)]
+    BadResult {
+        at: Where,
+        call: Box<CallAt>,
+        detail: String,
+    },
+    #[error("{at}: still rate limited after {tries} tries over {:.0} s", .waited.as_secs_f64())]
+    RateLimited {
+        at: Where,
+        tries: u32,
+        waited: Duration,
+        #[source]
+        last: Box<RpcError>,
     },
 }
 
 impl RpcError {
-    /// Transport errors (connection refused or reset, timeouts, truncated bodies) and
-    /// HTTP 408, 429 and 5xx may succeed on another attempt; anything else will not.
+    /// A transport failure of a request to `ep`, its text scrubbed of the URL's secrets.
+    pub fn transport(e: &ureq::Error, ep: &Endpoint, at: Where) -> RpcError {
+        RpcError::Transport {
+            retryable: retry::transport(e).is_retryable(),
+            source: Sanitized::of(e, ep),
+            at,
+        }
+    }
+
+    /// Whether another attempt may succeed (see [`crate::rpc::retry`] for the rules).
     pub fn is_retryable(&self) -> bool {
+        self.verdict().is_retryable()
+    }
+
+    /// What [`crate::rpc::retry`] makes of this error.
+    pub fn verdict(&self) -> Verdict {
+        use crate::rpc::retry::Cause;
         match self {
-            RpcError::Transport { retryable, .. } => *retryable,
-            RpcError::Status { status, .. } => {
-                matches!(*status, 408 | 425 | 429) || (500..600).contains(status)
+            RpcError::Transport { retryable, .. } => {
+                if *retryable {
+                    Verdict::Retry(Cause::Transport)
+                } else {
+                    Verdict::Fatal
+                }
             }
+            RpcError::Status {
+                status,
+                snippet,
+                retry_after,
+                ..
+            } => retry::status(*status, *retry_after, snippet.as_bytes()),
+            RpcError::Body { .. } | RpcError::NotABatch { .. } => {
+                Verdict::Retry(Cause::InvalidBody)
+            }
+            RpcError::Rejected { code, message, .. } => {
+                retry::rpc_error(*code, message, CallKind::Batch)
+            }
+            RpcError::Call {
+                call,
+                code,
+                message,
+                ..
+            } => retry::rpc_error(*code, message, call_kind(call.method)),
+            RpcError::Null { .. } => Verdict::Retry(Cause::NullResult),
+            RpcError::Ids { .. } => Verdict::Retry(Cause::BadIds),
+            RpcError::TooLarge { .. } | RpcError::BadResult { .. } => Verdict::Fatal,
+            RpcError::RateLimited { .. } => Verdict::Fatal,
         }
     }
 
@@ -208,14 +424,32 @@ impl RpcError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             RpcError::Status { retry_after, .. } => *retry_after,
-            RpcError::Transport { .. } => None,
+            _ => None,
         }
     }
 
     pub fn at(&self) -> &Where {
         match self {
-            RpcError::Transport { at, .. } | RpcError::Status { at, .. } => at,
+            RpcError::Transport { at, .. }
+            | RpcError::Status { at, .. }
+            | RpcError::Body { at, .. }
+            | RpcError::NotABatch { at, .. }
+            | RpcError::Rejected { at, .. }
+            | RpcError::Call { at, .. }
+            | RpcError::Null { at, .. }
+            | RpcError::Ids { at, .. }
+            | RpcError::TooLarge { at, .. }
+            | RpcError::BadResult { at, .. }
+            | RpcError::RateLimited { at, .. } => at,
         }
+    }
+}
+
+fn call_kind(method: &str) -> CallKind {
+    match method {
+        "eth_getBlockReceipts" => CallKind::BlockReceipts,
+        "eth_getTransactionReceipt" => CallKind::TransactionReceipt,
+        _ => CallKind::Block,
     }
 }
 
@@ -252,28 +486,6 @@ impl std::fmt::Display for Sanitized {
 }
 
 impl std::error::Error for Sanitized {}
-
-/// How long to wait before attempt `attempt + 1` (`attempt` ≥ 1 failures so far): 250 ms
-/// doubling per failure, capped at 15 s, with jitter (50–100 % of that) so that threads that
-/// failed together do not retry together. `salt` varies the jitter per job.
-pub fn backoff(attempt: u32, salt: u64) -> Duration {
-    let base_ms: u64 = 250u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
-    let cap_ms = base_ms.min(15_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    let r = splitmix64(salt ^ (u64::from(attempt) << 32) ^ nanos);
-    let jitter_ms = cap_ms / 2 + r % (cap_ms / 2 + 1);
-    Duration::from_millis(jitter_ms)
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 #[cfg(test)]
 mod tests {
@@ -431,15 +643,6 @@ mod tests {
                 retry_after: None,
             };
             assert_eq!(e.is_retryable(), r, "{s}");
-        }
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_cap() {
-        for attempt in 1..30 {
-            let d = backoff(attempt, 7).as_millis() as u64;
-            let cap = (250u64 << (attempt - 1).min(16)).min(15_000);
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d} vs {cap}");
         }
     }
 
