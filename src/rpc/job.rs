@@ -744,7 +744,8 @@ impl JobFetcher {
                 Outcome::Result(result) => {
                     let slice = match calls[k] {
                         Call::Block(_) | Call::Receipts(_) => item.raw,
-                        Call::Tx(..) => result,
+                        // Spliced into an array: only the exact value will do.
+                        Call::Tx(..) => response::exact_result(item.raw).unwrap_or(result),
                     };
                     if matches!(calls[k], Call::Receipts(_)) {
                         receipts_seen = true;
