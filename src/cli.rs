@@ -112,7 +112,8 @@ pub struct ExportArgs {
     pub requests_per_second: Option<f64>,
 
     /// make --requests-per-second count every JSON-RPC call of a batch, for providers that bill
-    /// per call (compute units, credits); per endpoint: bill=calls in --rpc
+    /// per call (compute units, credits); batches then carry at most one second's worth of
+    /// calls. Per endpoint: bill=calls in --rpc
     #[argh(switch)]
     pub count_calls: bool,
 
@@ -140,7 +141,9 @@ pub struct ExportArgs {
     #[argh(option)]
     pub checkpoint: Option<String>,
 
-    /// write a JSON run summary (counts, bytes, timing) to this file at the end
+    /// write a JSON run summary to this file at the end: counts, bytes, timing, and per endpoint
+    /// (URL redacted) requests, calls, retries by cause, rate limits, batch splits, receipts
+    /// fallback, benches and latency (mean, p50, max)
     #[argh(option)]
     pub report: Option<String>,
 

@@ -513,8 +513,15 @@ impl Pool {
     }
 
     /// The most calls endpoint `i` takes in one batch request (`usize::MAX`: unknown).
+    /// Where the endpoint bills per call, no request carries more calls than its rate allows
+    /// in one second.
     pub fn max_calls(&self, i: usize) -> usize {
-        self.lock()[i].max_calls
+        let eps = self.lock();
+        let e = &eps[i];
+        match (&e.pacer, e.billing) {
+            (Some(p), Billing::Calls) => e.max_calls.min((p.rate().floor() as usize).max(1)),
+            _ => e.max_calls,
+        }
     }
 
     /// Whether endpoint `i` has `eth_getBlockReceipts` (`None`: not known yet).
@@ -951,6 +958,8 @@ mod tests {
             let l = p.acquire(Preference::default(), &never()).unwrap();
             assert!(l.pace(2, &never()));
         }
+        // A request never carries more calls than one second allows.
+        assert_eq!(p.max_calls(0), 20);
         // 3 requests of 2 calls at 20 calls/s: the third starts 200 ms after the first.
         assert!(
             t.elapsed() >= Duration::from_millis(195),

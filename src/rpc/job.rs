@@ -436,7 +436,6 @@ impl JobFetcher {
                 Verdict::RateLimited { cause, retry_after } => {
                     rate_limits += 1;
                     let since = *first_rate_limit.get_or_insert_with(Instant::now);
-                    let pause = self.pool.rate_limited(ep, cause, retry_after, job.seq);
                     if rate_limits > self.policy.rate_limit_retries
                         || since.elapsed() > self.policy.rate_limit_budget
                     {
@@ -451,6 +450,7 @@ impl JobFetcher {
                             },
                         ));
                     }
+                    let pause = self.pool.rate_limited(ep, cause, retry_after, job.seq);
                     obs.retrying(
                         &error,
                         &RetryNote {
@@ -491,10 +491,10 @@ impl JobFetcher {
                 }
                 Verdict::Retry(cause) => {
                     failures += 1;
-                    let benched = self.pool.failed(ep, cause);
                     if failures > self.policy.max_retries {
                         return Err(give_up(failures, error));
                     }
+                    let benched = self.pool.failed(ep, cause);
                     let wait = retry::backoff(failures, job.seq);
                     obs.retrying(
                         &error,
@@ -744,7 +744,8 @@ impl JobFetcher {
                 Outcome::Result(result) => {
                     let slice = match calls[k] {
                         Call::Block(_) | Call::Receipts(_) => item.raw,
-                        Call::Tx(..) => result,
+                        // Spliced into an array: only the exact value will do.
+                        Call::Tx(..) => response::exact_result(item.raw).unwrap_or(result),
                     };
                     if matches!(calls[k], Call::Receipts(_)) {
                         receipts_seen = true;

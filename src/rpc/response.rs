@@ -30,7 +30,10 @@ pub struct Item<'a> {
 /// What an answer object says.
 #[derive(Debug, PartialEq)]
 pub enum Outcome<'a> {
-    /// A non-null `result`, as raw JSON text.
+    /// A non-null `result`, as raw JSON text. For an object in the usual layout
+    /// (`{"jsonrpc":"2.0","id":N,"result":…}`) this is the text from the value to the closing
+    /// brace, which would include any members a node put after `result`; use
+    /// [`exact_result`] where only the value will do.
     Result(&'a str),
     /// `"result": null`.
     Null,
@@ -84,6 +87,44 @@ fn item(v: LazyValue<'_>) -> Result<Item<'_>, sonic_rs::Error> {
             outcome: Outcome::Malformed,
         });
     }
+    if let Some(it) = usual_layout(raw) {
+        return Ok(it);
+    }
+    full_item(raw)
+}
+
+/// The answer object as every major node writes it, `{"jsonrpc":"2.0","id":N,"result":…}`,
+/// read without scanning the result again (it was validated as part of the body).
+fn usual_layout(raw: &str) -> Option<Item<'_>> {
+    let rest = raw.strip_prefix(r#"{"jsonrpc":"2.0","id":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let id: u64 = rest.get(..digits)?.parse().ok()?;
+    let value = rest[digits..]
+        .strip_prefix(r#","result":"#)?
+        .strip_suffix('}')?
+        .trim();
+    let outcome = match value {
+        "" => return None,
+        "null" => Outcome::Null,
+        v => Outcome::Result(v),
+    };
+    Some(Item {
+        id: Some(id),
+        raw,
+        outcome,
+    })
+}
+
+/// The exact raw text of the `result` member of an answer object, if it has a non-null one.
+pub fn exact_result(raw: &str) -> Option<&str> {
+    match full_item(raw).ok()?.outcome {
+        Outcome::Result(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// Reads an answer object member by member.
+fn full_item(raw: &str) -> Result<Item<'_>, sonic_rs::Error> {
     let mut id = None;
     let mut result: Option<LazyValue<'_>> = None;
     let mut error: Option<LazyValue<'_>> = None;
@@ -191,6 +232,37 @@ mod tests {
         assert_eq!(items[3].id, None);
         assert_eq!(items[4].outcome, Outcome::Malformed);
         assert_eq!(items[5].outcome, Outcome::Malformed);
+    }
+
+    #[test]
+    fn usual_layout_and_exact_results() {
+        let body = br#"[{"jsonrpc":"2.0","id":4,"result":{"a":1}},{"jsonrpc":"2.0","id":5,"result":null},{"jsonrpc":"2.0","id":6,"result":{"b":2},"extra":[1]},{"id":7,"jsonrpc":"2.0","result":"0x1"}]"#;
+        let Body::Batch(items) = parse(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(items[0].id, Some(4));
+        assert_eq!(items[0].outcome, Outcome::Result(r#"{"a":1}"#));
+        assert_eq!(items[1].outcome, Outcome::Null);
+        assert_eq!(items[2].id, Some(6));
+        assert_eq!(exact_result(items[2].raw), Some(r#"{"b":2}"#));
+        assert_eq!(items[3].id, Some(7));
+        assert_eq!(items[3].outcome, Outcome::Result(r#""0x1""#));
+        assert_eq!(exact_result(r#"{"id":1,"result":null}"#), None);
+    }
+
+    #[test]
+    fn bad_bytes_anywhere_are_an_error_not_a_panic() {
+        let mut body = br#"[{"jsonrpc":"2.0","id":0,"result":{"x":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}]"#.to_vec();
+        for i in 1..body.len() - 1 {
+            let saved = body[i];
+            for b in [0xffu8, b'"', b'}', 0] {
+                body[i] = b;
+                let _ = parse(&body);
+            }
+            body[i] = saved;
+        }
+        body[50] = 0xff;
+        assert!(parse(&body).is_err());
     }
 
     #[test]
