@@ -1332,3 +1332,28 @@ fn a_call_too_large_even_alone_is_a_clear_error() {
     // 4 blocks with receipts: 8 calls, then 4, 2, 1.
     assert_eq!(h.join().unwrap(), vec![8, 4, 2, 1]);
 }
+
+#[test]
+fn help_explains_the_resilience_flags() {
+    let out = ethetl(&["export", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--requests-per-second",
+        "--count-calls",
+        "--max-concurrency",
+        "--ca-bundle",
+        "--max-retries",
+        "weight=N",
+        "rps=R",
+        "bill=requests|calls",
+        "@FILE",
+        "Retry-After",
+        "always verified",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from --help:\n{text}"
+        );
+    }
+}
