@@ -1289,3 +1289,71 @@ fn https_certificates_are_always_verified_and_a_ca_bundle_adds_a_private_ca() {
     assert_eq!(a.len(), 5);
     assert!(a == b, "rows over TLS differ");
 }
+
+#[test]
+fn a_call_too_large_even_alone_is_a_clear_error() {
+    // HTTP 413 for everything: the batch is split down to single calls, then given up.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut calls_seen = Vec::new();
+        while let Ok(Some(mut req)) = server.recv_timeout(Duration::from_secs(2)) {
+            let mut body = Vec::new();
+            let _ = std::io::Read::read_to_end(req.as_reader(), &mut body);
+            let calls: Vec<sonic_rs::Value> = sonic_rs::from_slice(&body).unwrap();
+            calls_seen.push(calls.len());
+            let _ = req.respond(
+                tiny_http::Response::from_string("request entity too large").with_status_code(413),
+            );
+        }
+        calls_seen
+    });
+    let out = ethetl(&[
+        "export",
+        "--rpc",
+        &format!("http://127.0.0.1:{port}/v2/SECRETKEY"),
+        "--blocks",
+        "7:+4",
+        "--output",
+        "null",
+        "--io-threads",
+        "1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("block 7: eth_getBlockByNumber: the answer is too large")
+            && last.contains("HTTP 413"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    // 4 blocks with receipts: 8 calls, then 4, 2, 1.
+    assert_eq!(h.join().unwrap(), vec![8, 4, 2, 1]);
+}
+
+#[test]
+fn help_explains_the_resilience_flags() {
+    let out = ethetl(&["export", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--requests-per-second",
+        "--count-calls",
+        "--max-concurrency",
+        "--ca-bundle",
+        "--max-retries",
+        "weight=N",
+        "rps=R",
+        "bill=requests|calls",
+        "@FILE",
+        "Retry-After",
+        "always verified",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from --help:\n{text}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! from the decode stage (its answers were inconsistent) is counted against the endpoint that
 //! answered it and fetched again.
 
+use crate::config::ExportConfig;
 use crate::pipeline::msg::{RangeJob, RawBatch};
 use crate::pipeline::plan::TICK;
 use crate::pipeline::run::{error_chain, Control, RunError};
@@ -27,6 +28,26 @@ pub(crate) struct FetchShared {
     pub ctl: Arc<Control>,
     /// Which endpoint answered each outstanding job.
     pub served_by: ServedBy,
+}
+
+impl FetchShared {
+    /// Everything the I/O threads of a run of `config` share.
+    pub(crate) fn new(
+        config: &ExportConfig,
+        counters: Arc<RequestCounters>,
+        progress: Arc<Progress>,
+        ctl: Arc<Control>,
+    ) -> FetchShared {
+        FetchShared {
+            fetcher: JobFetcher::from_config(config),
+            with_receipts: config.needs_receipts(),
+            counters,
+            progress,
+            ctl,
+            // More slots than jobs can be outstanding (the planner's window).
+            served_by: ServedBy::new(2 * config.window + config.io_threads + 1),
+        }
+    }
 }
 
 /// The endpoint that answered each job still in flight, so that a job the decode stage sends

@@ -27,12 +27,10 @@ use crate::checkpoint::{self, CheckpointError, Watermark};
 use crate::config::{BlockRange, ExportConfig, Output};
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::pipeline::decode::{dispatcher_thread, DecodeFn, DecodeShared};
-use crate::pipeline::fetch::{io_thread, FetchShared, ServedBy};
+use crate::pipeline::fetch::{io_thread, FetchShared};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
-use crate::rpc::client::{RpcClient, RpcError};
-use crate::rpc::endpoints::{Pool, PoolConfig};
-use crate::rpc::job::{FetchPolicy, JobFetcher};
+use crate::rpc::client::RpcError;
 use crate::sink::file::{FileSink, FileSinkOptions};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::null::NullSink;
@@ -397,7 +395,6 @@ pub(crate) fn run_with_decoder(
             source: std::io::Error::other(e),
         })?;
 
-    let window = config.window;
     // Channels. Every data channel is bounded; `retries` and `credits` carry at most `window`
     // messages because at most `window` jobs are outstanding.
     let (job_tx, job_rx) = bounded::<RangeJob>(config.io_threads);
@@ -406,15 +403,12 @@ pub(crate) fn run_with_decoder(
     let (retry_tx, retry_rx) = unbounded::<Retry>();
     let (credit_tx, credit_rx) = unbounded::<()>();
 
-    let fetch = Arc::new(FetchShared {
-        fetcher: fetcher(config),
-        with_receipts: config.needs_receipts(),
-        counters: Arc::clone(&counters),
-        progress: Arc::clone(&progress),
-        ctl: Arc::clone(&ctl),
-        // More slots than jobs can be outstanding (the planner's window).
-        served_by: ServedBy::new(2 * window + config.io_threads + 1),
-    });
+    let fetch = Arc::new(FetchShared::new(
+        config,
+        Arc::clone(&counters),
+        Arc::clone(&progress),
+        Arc::clone(&ctl),
+    ));
     let decode = DecodeShared {
         decode: decode_fn,
         opts: DecodeOptions {
@@ -438,6 +432,7 @@ pub(crate) fn run_with_decoder(
         ctl: &ctl,
     };
     let plan = Planner::new(range, config.batch_size, config.chunk_size);
+    let window = config.window;
 
     // I/O threads own what they use (see `FetchShared`); the others borrow.
     let mut io_handles = Vec::with_capacity(config.io_threads);
@@ -541,33 +536,6 @@ pub(crate) fn run_with_decoder(
         }
     }
     Ok(report)
-}
-
-/// The RPC side of a run: the endpoints with their options and limits, the HTTP client and
-/// the retry policy.
-fn fetcher(config: &ExportConfig) -> JobFetcher {
-    let pool = Pool::new(
-        config
-            .endpoints
-            .iter()
-            .map(|e| (e.redacted().to_string(), e.options().clone()))
-            .collect(),
-        &PoolConfig {
-            requests_per_second: config.requests_per_second,
-            billing: config.billing,
-            max_concurrency: config.max_concurrency,
-            threads: config.io_threads,
-        },
-    );
-    let client = RpcClient::with_roots(
-        config.endpoints.clone(),
-        config.io_threads,
-        config.timeout,
-        &config.tls_roots,
-    );
-    let mut policy = FetchPolicy::new(config.max_retries);
-    policy.rate_limit_retries = config.rate_limit_retries;
-    JobFetcher::new(client, pool, policy)
 }
 
 impl RunReport {

@@ -171,8 +171,11 @@ pub fn offset_in(outer: &[u8], inner: &str) -> Option<std::ops::Range<usize>> {
 /// The `hash` of every transaction of a block `result` (hydrated objects or plain hashes), in
 /// block order. `Err` says what is missing.
 pub fn transaction_hashes(block: &str) -> Result<Vec<String>, String> {
-    let txs = sonic_rs::get_from_str(block, ["transactions"])
-        .map_err(|_| "the block has no `transactions` list".to_string())?;
+    let txs = sonic_rs::get_from_str(block, ["transactions"]).map_err(|e| {
+        let why = e.to_string();
+        let why = why.lines().next().unwrap_or_default().to_string();
+        format!("the block has no `transactions` list ({why})")
+    })?;
     if !txs.is_array() {
         return Err("`transactions` is not a list".into());
     }
