@@ -77,6 +77,7 @@
 //! assert_eq!(report.checkpoint, Some(1_019));
 //! ```
 
+pub mod bufpool;
 pub mod callback;
 pub mod checkpoint;
 pub mod cli;

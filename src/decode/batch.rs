@@ -527,7 +527,13 @@ fn reserve(out: &mut Out, blocks: &[(u64, &Block<'_>, Option<&[Receipt<'_>]>)]) 
             let buf = &mut out.rows[e as usize];
             let i = e as usize;
             buf.rows.reserve(n[i] + n[i] / 16 + 4);
-            buf.data.reserve(bytes[i] + bytes[i] / 16 + 4096);
+            let need = bytes[i] + bytes[i] / 16 + 4096;
+            if buf.data.capacity() == 0 {
+                // Memory a finished batch gave back: already mapped, no page faults.
+                buf.data = crate::bufpool::ROWS.take(need);
+            } else {
+                buf.data.reserve(need);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! batches go on to the sink thread through the bounded `decoded` channel; answers the decoder
 //! calls retryable go back to the planner, other failures stop the run.
 
+use crate::bufpool::BufPool;
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{Retry, TICK};
@@ -13,6 +14,7 @@ use crate::rpc::client::backoff;
 use crate::stats::{Progress, RequestCounters};
 use crossbeam_channel::{never, select, unbounded, Receiver, SendTimeoutError, Sender};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A finished decode: the job, the endpoint that answered, and the outcome.
@@ -33,6 +35,8 @@ pub(crate) struct DecodeShared<'a> {
     pub opts: DecodeOptions,
     pub max_retries: u32,
     pub max_in_flight: usize,
+    /// Where spent response bodies go back to (the I/O threads read the next ones into them).
+    pub bodies: Arc<BufPool>,
     pub endpoints: Vec<String>,
     pub counters: &'a RequestCounters,
     pub progress: &'a Progress,
@@ -70,6 +74,7 @@ pub(crate) fn dispatcher_thread(
                     in_flight += 1;
                     let tx = done_tx.clone();
                     let (opts, decode) = (sh.opts, sh.decode);
+                    let bodies = Arc::clone(&sh.bodies);
                     pool.spawn(move || {
                         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             decode(&batch, &opts)
@@ -80,7 +85,8 @@ pub(crate) fn dispatcher_thread(
                             Err(p) => Err(DecodeFailure::Panic(panic_text(&p))),
                         };
                         let bytes = batch.body.len() as u64;
-                        let RawBatch { job, endpoint, .. } = batch;
+                        let RawBatch { job, endpoint, body, .. } = batch;
+                        bodies.put(body);
                         // Unbounded: never blocks inside the pool.
                         let _ = tx.send((job, endpoint, bytes, outcome));
                     });

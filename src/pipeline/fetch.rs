@@ -45,7 +45,7 @@ impl FetchShared {
             progress,
             ctl,
             // More slots than jobs can be outstanding (the planner's window).
-            served_by: ServedBy::new(2 * config.window + config.io_threads + 1),
+            served_by: ServedBy::new(2 * config.effective_window() + config.io_threads + 1),
         }
     }
 }

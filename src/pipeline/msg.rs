@@ -138,6 +138,14 @@ pub struct RowBuf {
     pub rows: Vec<RowMeta>,
 }
 
+/// The bytes go back to [`crate::bufpool::ROWS`], for the decode stage to write the next
+/// batch's rows into.
+impl Drop for RowBuf {
+    fn drop(&mut self) {
+        crate::bufpool::ROWS.put(std::mem::take(&mut self.data));
+    }
+}
+
 impl RowBuf {
     pub fn len(&self) -> usize {
         self.rows.len()

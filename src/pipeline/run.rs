@@ -337,14 +337,17 @@ pub fn run_export_hooked(
     stop: Arc<AtomicBool>,
     hooks: &RunHooks,
 ) -> Result<RunReport, RunError> {
-    run_with_decoder(
+    let outcome = run_with_decoder(
         config,
         resume,
         sink,
         stop,
         crate::decode::decode_batch,
         hooks,
-    )
+    );
+    // Row buffers kept for reuse are of no use once the run is over.
+    crate::bufpool::ROWS.release_idle();
+    outcome
 }
 
 /// [`run_export_hooked`] with the decode function as a parameter (tests of the pipeline
@@ -417,6 +420,7 @@ pub(crate) fn run_with_decoder(
         },
         max_retries: config.max_retries,
         max_in_flight: config.cpu_threads * 2,
+        bodies: Arc::clone(fetch.fetcher.client().bodies()),
         endpoints: config
             .endpoints
             .iter()
@@ -432,7 +436,7 @@ pub(crate) fn run_with_decoder(
         ctl: &ctl,
     };
     let plan = Planner::new(range, config.batch_size, config.chunk_size);
-    let window = config.window;
+    let window = config.effective_window();
 
     // I/O threads own what they use (see `FetchShared`); the others borrow.
     let mut io_handles = Vec::with_capacity(config.io_threads);

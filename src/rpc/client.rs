@@ -7,10 +7,12 @@
 //! the blocks and the methods; what each failure means for a retry is decided in
 //! [`crate::rpc::retry`].
 
+use crate::bufpool::BufPool;
 use crate::config::Endpoint;
 use crate::pipeline::msg::RangeJob;
 use crate::rpc::batch;
 use crate::rpc::retry::{self, CallKind, Verdict};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,8 @@ const ERROR_BODY_SNIPPET: usize = 200;
 pub struct RpcClient {
     agent: Agent,
     endpoints: Vec<Endpoint>,
+    /// Where response bodies are read into, and where the decode stage returns them.
+    bodies: Arc<BufPool>,
 }
 
 impl RpcClient {
@@ -72,7 +76,20 @@ impl RpcClient {
             .tls_config(TlsConfig::builder().root_certs(root_certs).build())
             .build()
             .into();
-        RpcClient { agent, endpoints }
+        // Bodies in circulation: one per I/O thread plus those queued for and inside the
+        // decode stage; keeping a few more than the threads covers them.
+        let bodies = Arc::new(BufPool::new(2 * per_host + 8));
+        RpcClient {
+            agent,
+            endpoints,
+            bodies,
+        }
+    }
+
+    /// The pool response bodies are read into. Hand a spent body back with
+    /// [`BufPool::put`] so that the next response reuses its memory.
+    pub fn bodies(&self) -> &Arc<BufPool> {
+        &self.bodies
     }
 
     pub fn endpoints(&self) -> &[Endpoint] {
@@ -124,11 +141,28 @@ impl RpcClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, Duration::from_secs(MAX_RETRY_AFTER_SECS)));
-        let body = resp
+        // Read into a reused buffer sized from Content-Length: no growth copies, and no fresh
+        // pages for the kernel to zero.
+        let expected = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |n| n.min(MAX_RESPONSE_BYTES) as usize);
+        let mut buf = self.bodies.take(expected);
+        let read = resp
             .body_mut()
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
-            .read_to_vec();
+            .reader()
+            .read_to_end(&mut buf);
+        let body = match read {
+            Ok(_) => Ok(buf),
+            Err(e) => {
+                self.bodies.put(buf);
+                Err(ureq::Error::from(e))
+            }
+        };
         Ok(Reply {
             status,
             retry_after,

@@ -23,6 +23,7 @@
 //! The decode stage then validates the contents (block numbers, receipts against
 //! transactions, block hashes) and sends inconsistent answers back for another try.
 
+use crate::bufpool::BufPool;
 use crate::config::ExportConfig;
 use crate::pipeline::msg::RangeJob;
 use crate::rpc::client::{CallAt, RpcClient, RpcError, Where};
@@ -265,12 +266,15 @@ impl<'j> State<'j> {
     }
 
     /// The job's body in the decode layout.
-    fn assemble(mut self) -> Vec<u8> {
+    /// Bodies that are not handed on go back to `pool`.
+    fn assemble(mut self, pool: &BufPool) -> Vec<u8> {
         if let Some(b) = self.whole {
-            return self.bufs.swap_remove(b);
+            let out = self.bufs.swap_remove(b);
+            self.bufs.drain(..).for_each(|b| pool.put(b));
+            return out;
         }
         let size: usize = self.bufs.iter().map(Vec::len).sum::<usize>() + 64 * self.n + 2;
-        let mut out = Vec::with_capacity(size);
+        let mut out = pool.take(size);
         out.push(b'[');
         for i in 0..self.n {
             if i > 0 {
@@ -303,6 +307,7 @@ impl<'j> State<'j> {
             }
         }
         out.push(b']');
+        self.bufs.drain(..).for_each(|b| pool.put(b));
         out
     }
 }
@@ -412,7 +417,7 @@ impl JobFetcher {
         loop {
             if st.complete() {
                 return Ok(Fetched {
-                    body: st.assemble(),
+                    body: st.assemble(self.client.bodies()),
                     endpoint: last_endpoint,
                 });
             }
@@ -1042,7 +1047,7 @@ mod tests {
             }),
         ];
         assert!(st.complete());
-        let out = String::from_utf8(st.assemble()).unwrap();
+        let out = String::from_utf8(st.assemble(&BufPool::new(1))).unwrap();
         let v: sonic_rs::Value = sonic_rs::from_str(&out).unwrap();
         let expected = format!(
             r#"[{b0},{{"jsonrpc":"2.0","id":1,"result":[{{"transactionHash":"A"}},{{"transactionHash":"B"}}]}},{b1},{{"jsonrpc":"2.0","id":3,"result":[]}}]"#
