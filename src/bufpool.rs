@@ -39,6 +39,10 @@ impl BufPool {
     /// the same size fit. (Growing a smaller idle buffer would copy its whole old capacity into
     /// fresh pages: the cost this pool exists to avoid.)
     pub fn take(&self, capacity: usize) -> Vec<u8> {
+        if capacity < MIN_KEPT_CAPACITY {
+            // Small buffers are never kept; handing out a large idle one would waste it.
+            return Vec::with_capacity(capacity);
+        }
         let reused = self.free.lock().ok().and_then(|mut f| {
             let at = f.partition_point(|b| b.capacity() < capacity);
             (at < f.len()).then(|| f.remove(at))
@@ -104,6 +108,9 @@ mod tests {
             "new buffers get a quarter more room"
         );
         assert_eq!(p.idle(), 0);
+        p.put(c);
+        assert!(p.take(100).capacity() < K, "small requests never take a kept buffer");
+        assert_eq!(p.idle(), 1);
     }
 
     #[test]
