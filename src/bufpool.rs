@@ -109,7 +109,10 @@ mod tests {
         );
         assert_eq!(p.idle(), 0);
         p.put(c);
-        assert!(p.take(100).capacity() < K, "small requests never take a kept buffer");
+        assert!(
+            p.take(100).capacity() < K,
+            "small requests never take a kept buffer"
+        );
         assert_eq!(p.idle(), 1);
     }
 
