@@ -1,5 +1,5 @@
-//! Reused byte buffers. Every batch moves megabytes (a 10-block answer is ~10 MB of JSON and
-//! ~14 MB of rows); allocating those afresh each time makes the kernel zero new pages on first
+//! Reused byte buffers. Every batch moves megabytes (a 5-block answer is ~5 MB of JSON and
+//! ~7 MB of rows); allocating those afresh each time makes the kernel zero new pages on first
 //! touch, which costs more CPU than parsing them. A [`BufPool`] keeps a bounded number of spent
 //! buffers so that the next batch writes into memory that is already mapped.
 //!

@@ -362,8 +362,8 @@ pub fn default_threads() -> (usize, usize) {
 
 /// Jobs allowed in flight beyond the write position: one per thread plus a few to absorb
 /// reordering, but no more than about [`WINDOW_BYTES`] of recent mainnet blocks (at least the
-/// decode threads' share, so they never starve). Memory then stays flat whatever the range,
-/// and at the defaults under ~300 MB of peak RSS up to 16 decode threads.
+/// decode threads' share, so they never starve). Memory then stays flat whatever the range
+/// (at the defaults on 2 cores, 219–290 MB of peak RSS was measured; see BENCHMARKS.md).
 pub fn default_window(io_threads: usize, cpu_threads: usize, batch_size: u64) -> usize {
     let per_job = batch_size.max(1).saturating_mul(BLOCK_FLIGHT_BYTES);
     let by_memory = usize::try_from(WINDOW_BYTES / per_job).unwrap_or(usize::MAX);
