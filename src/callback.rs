@@ -8,6 +8,23 @@
 
 use crate::pipeline::msg::{DecodedBatch, Entity};
 use crate::sink::{Sink, SinkError};
+
+/// Why a [`CallbackSink`] failed: the callback's own error, with the blocks it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackSinkError {
+    #[error("{context}")]
+    Failed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl From<CallbackSinkError> for SinkError {
+    fn from(e: CallbackSinkError) -> SinkError {
+        SinkError::new("callback", e)
+    }
+}
 use serde::Deserialize;
 pub use sonic_rs::RawNumber;
 use std::borrow::Cow;
@@ -40,12 +57,14 @@ where
     F: FnMut(&DecodedBatch) -> Result<(), BoxError> + Send,
 {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
-        (self.f)(&batch).map_err(|source| SinkError::Custom {
-            context: format!(
-                "the callback failed on blocks {}..={}",
-                batch.start, batch.end
-            ),
-            source,
+        (self.f)(&batch).map_err(|source| {
+            SinkError::from(CallbackSinkError::Failed {
+                context: format!(
+                    "the callback failed on blocks {}..={}",
+                    batch.start, batch.end
+                ),
+                source,
+            })
         })?;
         self.done.push(batch.seq);
         Ok(())

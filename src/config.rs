@@ -1,14 +1,14 @@
-//! Turns raw flags ([`crate::cli::ExportArgs`]) and the environment (`ETH_RPC_URL`) into a
-//! validated [`ExportConfig`]: endpoints checked and redacted for display, the block range
+//! Turns raw flags ([`crate::cli::ExportArgs`], [`crate::cli::PipelineArgs`]) and the
+//! environment (`ETH_RPC_URL`) into a validated [`ExportConfig`]: endpoints checked and redacted for display, the block range
 //! resolved from either flag style, entities, format, output target and thread counts decided.
 //! Every problem becomes a [`ConfigError`] that names the flag and the offending value.
 
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, PipelineArgs};
 use crate::pipeline::msg::{Entity, EntitySet, RowFormat};
 use crate::redact::Redactor;
 use crate::rpc::client::{TlsRoots, TlsRootsError};
 use crate::rpc::endpoints::{Billing, EndpointOptions};
-use crate::sink::kafka::KafkaOptions;
+pub use crate::sink::Output;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -142,18 +142,6 @@ impl std::fmt::Display for BlockRange {
     }
 }
 
-/// Where rows go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// `DIR/<entity>/<first>-<last>.<ext>` files.
-    Dir(PathBuf),
-    /// JSONL stream items (or CSV of one entity) on stdout.
-    Stdout,
-    /// Decode and count, write nothing.
-    Null,
-    Kafka(KafkaOptions),
-}
-
 /// A validated export.
 #[derive(Clone, Debug)]
 pub struct ExportConfig {
@@ -196,7 +184,7 @@ pub struct ExportConfig {
 
 impl ExportConfig {
     /// A configuration with every default: the given endpoint(s) (comma-separated) and range,
-    /// default entities, JSONL, output [`Output::Null`], quiet. Adjust the public fields after.
+    /// default entities, JSONL, output `null` (decode and discard), quiet. Adjust the public fields after.
     pub fn new(rpc: &str, range: BlockRange) -> Result<ExportConfig, ConfigError> {
         let endpoints = parse_endpoints(rpc)?;
         let (io_threads, cpu_threads) = default_threads();
@@ -211,7 +199,7 @@ impl ExportConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            output: Output::Null,
+            output: Output(std::sync::Arc::new(crate::sink::null::NullOutput)),
             overwrite: false,
             checkpoint: None,
             report: None,
@@ -230,13 +218,23 @@ impl ExportConfig {
         args: &ExportArgs,
         env_rpc: Option<String>,
     ) -> Result<ExportConfig, ConfigError> {
+        let range = resolve_range(args)?;
+        ExportConfig::from_pipeline(&args.pipeline(), range, args.overwrite, env_rpc)
+    }
+
+    /// Validates the flags `export` and `stream` share, for `range`.
+    pub fn from_pipeline(
+        args: &PipelineArgs,
+        range: BlockRange,
+        overwrite: bool,
+        env_rpc: Option<String>,
+    ) -> Result<ExportConfig, ConfigError> {
         let rpc = match (&args.rpc, env_rpc) {
             (Some(r), _) => r.clone(),
             (None, Some(r)) if !r.trim().is_empty() => r,
             _ => return Err(ConfigError::NoRpc),
         };
         let endpoints = parse_endpoints(&rpc)?;
-        let range = resolve_range(args)?;
         let entities = match &args.entities {
             Some(s) => parse_entities(s)?,
             None => EntitySet::of(&DEFAULT_ENTITIES),
@@ -252,7 +250,14 @@ impl ExportConfig {
                 })
             }
         };
-        let output = resolve_output(args, entities, format)?;
+        let output = crate::sink::parse_output(
+            args.output.as_deref().ok_or(ConfigError::NoOutput)?,
+            &crate::sink::ParseContext {
+                args,
+                entities,
+                format,
+            },
+        )?;
 
         let (default_io, default_cpu) = default_threads();
         let io_threads = positive("--io-threads", args.io_threads.unwrap_or(default_io), 1024)?;
@@ -320,7 +325,7 @@ impl ExportConfig {
             timeout: Duration::from_secs(timeout),
             chunk_size,
             output,
-            overwrite: args.overwrite,
+            overwrite,
             checkpoint: args.checkpoint.as_ref().map(PathBuf::from),
             report: args.report.as_ref().map(PathBuf::from),
             quiet: args.quiet,
@@ -350,6 +355,135 @@ impl ExportConfig {
     pub fn needs_receipts(&self) -> bool {
         self.entities.needs_receipts()
     }
+}
+
+/// The text `ethetl config CMD ...` prints: one `key = value  # source` line per setting,
+/// values as given (secrets redacted) or the resolved default.
+pub fn effective_settings(
+    command: crate::settings::CommandName,
+    merged: &crate::settings::Merged,
+    config: &ExportConfig,
+    stream: Option<&crate::stream::StreamConfig>,
+) -> String {
+    use crate::settings::{flag_names, Source};
+    let mut lines = vec![(
+        format!(
+            "# ethetl {}: effective settings (flag > environment ETHETL_* > config file > default)",
+            command.as_str()
+        ),
+        String::new(),
+    )];
+    for long in flag_names(command) {
+        let source = merged.source(&long);
+        let value = match (&source, merged.values.get(&long)) {
+            (Source::Default, _) | (_, None) => default_value(&long, config, stream),
+            (_, Some(values)) => Some(shown_value(&long, values)),
+        };
+        match value {
+            Some(v) => lines.push((format!("{long} = {v}"), format!("# {source}"))),
+            None => lines.push((format!("# {long} (not set)"), String::new())),
+        }
+    }
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    let mut out = String::new();
+    for (line, comment) in lines {
+        if comment.is_empty() {
+            out.push_str(&line);
+        } else {
+            out.push_str(&format!("{line:width$}  {comment}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A given value as printed by `ethetl config` (TOML-quoted, secrets redacted).
+fn shown_value(long: &str, values: &[String]) -> String {
+    let one = |v: &str| -> String {
+        match long {
+            "rpc" => v
+                .split(',')
+                .map(|entry| {
+                    let mut words = entry.split_whitespace();
+                    let url = words.next().unwrap_or_default();
+                    let shown = if url.starts_with('@') {
+                        url.to_string()
+                    } else {
+                        crate::redact::redact_url(url)
+                    };
+                    std::iter::once(shown)
+                        .chain(words.map(str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            "output" => crate::redact::redact_url(v),
+            "kafka-property" => match v.split_once('=') {
+                Some((k, _)) if crate::sink::kafka::is_secret_key(k.trim()) => {
+                    format!("{}={}", k.trim(), crate::redact::MASK)
+                }
+                _ => v.to_string(),
+            },
+            _ => v.to_string(),
+        }
+    };
+    let quote = |v: String| {
+        if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+            v
+        } else {
+            format!("{v:?}")
+        }
+    };
+    if long == "kafka-property" {
+        let items: Vec<String> = values.iter().map(|v| quote(one(v))).collect();
+        return format!("[{}]", items.join(", "));
+    }
+    values.last().map(|v| quote(one(v))).unwrap_or_default()
+}
+
+/// What a setting resolves to when it is not given, or `None` when it has no value.
+fn default_value(
+    long: &str,
+    c: &ExportConfig,
+    stream: Option<&crate::stream::StreamConfig>,
+) -> Option<String> {
+    let q = |s: &str| format!("{s:?}");
+    Some(match long {
+        "entities" => q(&c
+            .entities
+            .iter()
+            .filter(|e| *e != Entity::Reorgs)
+            .map(Entity::name)
+            .collect::<Vec<_>>()
+            .join(",")),
+        "format" => q(match c.format {
+            RowFormat::Json => "jsonl",
+            RowFormat::Csv => "csv",
+        }),
+        "batch-size" => c.batch_size.to_string(),
+        "io-threads" => c.io_threads.to_string(),
+        "cpu-threads" => c.cpu_threads.to_string(),
+        "max-retries" => c.max_retries.to_string(),
+        "timeout" => c.timeout.as_secs().to_string(),
+        "chunk-size" => c.chunk_size.to_string(),
+        "requests-per-second" => q("unlimited"),
+        "max-concurrency" => c.max_concurrency.unwrap_or(c.io_threads).to_string(),
+        "ca-bundle" => q("bundled Mozilla roots"),
+        "count-calls" | "quiet" | "overwrite" => "false".into(),
+        "topic-prefix" if c.output.kind() == "kafka" => q(""),
+        "partitions" if c.output.kind() == "kafka" => "1".into(),
+        "lag" => stream?.lag.to_string(),
+        "poll-interval" => q(&format!("{}s", stream?.poll_interval.as_secs_f64())),
+        "max-reorg-depth" => stream?.max_reorg_depth.to_string(),
+        "start-block" if stream.is_some() => q("head - lag"),
+        _ => return None,
+    })
 }
 
 /// (I/O threads, CPU threads) from the core count: I/O threads mostly wait on the network.
@@ -440,114 +574,6 @@ pub fn parse_entities(s: &str) -> Result<EntitySet, ConfigError> {
 
 fn entity_names() -> String {
     Entity::ALL.map(Entity::name).join(", ")
-}
-
-fn resolve_output(
-    args: &ExportArgs,
-    entities: EntitySet,
-    format: RowFormat,
-) -> Result<Output, ConfigError> {
-    let raw = args.output.as_deref().ok_or(ConfigError::NoOutput)?;
-    let is_kafka = raw.starts_with("kafka://");
-    if !is_kafka {
-        for (flag, given) in [
-            ("--topic-prefix", args.topic_prefix.is_some()),
-            ("--partitions", args.partitions.is_some()),
-            ("--kafka-property (-X)", !args.kafka_property.is_empty()),
-            ("--kafka-config", args.kafka_config.is_some()),
-        ] {
-            if given {
-                return Err(ConfigError::Conflict(format!(
-                    "{flag} only applies to --output kafka://host:port"
-                )));
-            }
-        }
-    }
-    match raw {
-        "" => Err(ConfigError::NoOutput),
-        "-" => {
-            if format == RowFormat::Csv && entities.iter().count() != 1 {
-                return Err(ConfigError::Conflict(
-                    "CSV on stdout needs exactly one entity (--entities NAME); use --format jsonl \
-                     for several"
-                        .into(),
-                ));
-            }
-            Ok(Output::Stdout)
-        }
-        "null" => Ok(Output::Null),
-        _ if is_kafka => {
-            if format == RowFormat::Csv {
-                return Err(ConfigError::Conflict(
-                    "Kafka messages are JSON stream items; --format csv does not apply".into(),
-                ));
-            }
-            let brokers = raw["kafka://".len()..].trim_end_matches('/');
-            if brokers.is_empty()
-                || brokers
-                    .split(',')
-                    .any(|b| b.trim().is_empty() || !b.contains(':'))
-            {
-                return Err(ConfigError::Invalid {
-                    flag: "--output",
-                    value: raw.to_string(),
-                    reason: "expected kafka://host:port[,host:port...]".into(),
-                });
-            }
-            let partitions = args.partitions.unwrap_or(1);
-            if partitions < 1 {
-                return Err(ConfigError::Invalid {
-                    flag: "--partitions",
-                    value: partitions.to_string(),
-                    reason: "expected at least 1".into(),
-                });
-            }
-            let mut overrides = Vec::new();
-            if let Some(file) = &args.kafka_config {
-                let text = std::fs::read_to_string(file).map_err(|source| {
-                    ConfigError::KafkaConfigFile {
-                        path: PathBuf::from(file),
-                        source,
-                    }
-                })?;
-                for (i, line) in text.lines().enumerate() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    overrides.push(parse_property(line).map_err(|reason| {
-                        ConfigError::Invalid {
-                            flag: "--kafka-config",
-                            value: format!("{file}:{}", i + 1),
-                            reason,
-                        }
-                    })?);
-                }
-            }
-            for p in &args.kafka_property {
-                overrides.push(parse_property(p).map_err(|reason| ConfigError::Invalid {
-                    flag: "-X",
-                    value: p.clone(),
-                    reason,
-                })?);
-            }
-            Ok(Output::Kafka(KafkaOptions {
-                brokers: brokers.to_string(),
-                topic_prefix: args.topic_prefix.clone().unwrap_or_default(),
-                partitions,
-                overrides,
-                entities,
-            }))
-        }
-        dir => Ok(Output::Dir(PathBuf::from(dir))),
-    }
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err("expected key=value".into()),
-    }
 }
 
 /// Resolves `--blocks` or `--start-block`/`--end-block` into an inclusive range.
@@ -697,6 +723,10 @@ pub enum ConfigError {
     },
     #[error("no output: pass --output DIR, `--output -` (stdout), `--output null` or --output kafka://host:port")]
     NoOutput,
+    /// An `--output` URL whose scheme no sink takes (the rest of the URL is not repeated: it
+    /// may hold a password).
+    #[error("unknown output scheme `{scheme}://` in --output; outputs: {known}")]
+    UnknownOutput { scheme: String, known: String },
     #[error("{0}")]
     Conflict(String),
     #[error("cannot read --kafka-config file {path}")]
@@ -879,7 +909,7 @@ mod tests {
     #[test]
     fn outputs() {
         let c = ExportConfig::from_args(&args("1:2"), None).unwrap();
-        assert_eq!(c.output, Output::Null);
+        assert_eq!(c.output.kind(), "null");
         assert!(!c.needs_receipts() || c.entities.contains(Entity::Logs));
         let mut a = args("1:2");
         a.output = Some("-".into());
@@ -890,24 +920,27 @@ mod tests {
         ));
         a.entities = Some("blocks".into());
         assert_eq!(
-            ExportConfig::from_args(&a, None).unwrap().output,
-            Output::Stdout
+            ExportConfig::from_args(&a, None).unwrap().output.kind(),
+            "stdout"
         );
         let mut a = args("1:2");
         a.output = Some("kafka://k1:9092,k2:9092".into());
         a.kafka_property = vec!["linger.ms=50".into()];
         a.topic_prefix = Some("eth".into());
-        match ExportConfig::from_args(&a, None).unwrap().output {
-            Output::Kafka(k) => {
-                assert_eq!(k.brokers, "k1:9092,k2:9092");
-                assert_eq!(k.overrides, vec![("linger.ms".into(), "50".into())]);
-                assert_eq!(k.topic_prefix, "eth");
-            }
-            o => panic!("{o:?}"),
-        }
+        let out = ExportConfig::from_args(&a, None).unwrap().output;
+        let k = out
+            .options::<crate::sink::kafka::KafkaOptions>()
+            .expect("kafka options");
+        assert_eq!(k.brokers, "k1:9092,k2:9092");
+        assert_eq!(k.overrides, vec![("linger.ms".into(), "50".into())]);
+        assert_eq!(k.topic_prefix, "eth");
         let mut a = args("1:2");
         a.topic_prefix = Some("eth".into());
-        assert!(ExportConfig::from_args(&a, None).is_err());
+        let e = ExportConfig::from_args(&a, None).unwrap_err().to_string();
+        assert!(
+            e.contains("--topic-prefix only applies to --output kafka://"),
+            "{e}"
+        );
         let mut a = args("1:2");
         a.rpc = None;
         assert!(matches!(

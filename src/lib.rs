@@ -89,9 +89,11 @@ pub mod metrics;
 pub mod pipeline;
 pub mod redact;
 pub mod rpc;
+pub mod settings;
 pub mod sink;
 pub mod stats;
 pub mod stream;
+pub mod term;
 
 pub use pipeline::msg::{BlockMeta, DecodedBatch, Entity, RowBuf, RowFormat};
 pub use sink::Sink;

@@ -14,6 +14,8 @@ use ethetl::config::ExportConfig;
 use ethetl::http::{parse_listen, StatsServer};
 use ethetl::metrics::{MeteredSink, Metrics};
 use ethetl::pipeline::run::{error_chain, open_sink, run_export_hooked, Resume, RunHooks};
+use ethetl::say;
+use ethetl::settings::{self, CommandName, Merged};
 use ethetl::sink::stdout::is_broken_pipe;
 use ethetl::stream::{StreamConfig, Streamer};
 use std::process::ExitCode;
@@ -29,17 +31,50 @@ fn main() -> ExitCode {
     {
         Ok(a) => a,
         Err(bad) => {
-            eprintln!("error: argument {bad:?} is not valid UTF-8");
+            say!("error: argument {bad:?} is not valid UTF-8");
             return ExitCode::from(USAGE);
         }
     };
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cli = match Cli::from_args(&["ethetl"], strs.get(1..).unwrap_or(&[])) {
+    let rest = args.get(1..).unwrap_or(&[]);
+    // `export`/`stream` flags are merged with the environment and the config file first;
+    // `config CMD ...` does the same and prints the result.
+    let (show, command, merged) = match rest.first().map(String::as_str) {
+        Some("config") if rest.len() > 1 && !rest[1].starts_with('-') => {
+            let Some(cmd) = CommandName::parse(&rest[1]) else {
+                say!(
+                    "error: `ethetl config` takes `export ...` or `stream ...`, not `{}`",
+                    rest[1]
+                );
+                return ExitCode::from(USAGE);
+            };
+            (true, Some(cmd), merge(cmd, &rest[2..]))
+        }
+        Some(name) => match CommandName::parse(name) {
+            Some(cmd) => (false, Some(cmd), merge(cmd, &rest[1..])),
+            None => (false, None, Ok(Merged::default())),
+        },
+        None => (false, None, Ok(Merged::default())),
+    };
+    let merged = match merged {
+        Ok(m) => m,
+        Err(e) => {
+            let name = command.map_or("export", CommandName::as_str);
+            say!("error: {} (see `ethetl {name} --help`)", error_chain(&e));
+            return ExitCode::from(USAGE);
+        }
+    };
+    let argv: Vec<&str> = match command {
+        Some(cmd) => std::iter::once(cmd.as_str())
+            .chain(merged.args.iter().map(String::as_str))
+            .collect(),
+        None => rest.iter().map(String::as_str).collect(),
+    };
+    let cli = match Cli::from_args(&["ethetl"], &argv) {
         Ok(cli) => cli,
         Err(early) => {
             return match early.status {
                 Ok(()) => {
-                    print!("{}", early.output);
+                    ethetl::term::write_stdout(&early.output);
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
@@ -49,12 +84,15 @@ fn main() -> ExitCode {
                         .map(str::trim)
                         .filter(|l| !l.is_empty() && !l.starts_with("Run "))
                         .collect();
-                    let command = match strs.get(1) {
-                        Some(&"stream") => "stream",
-                        _ => "export",
-                    };
-                    eprintln!(
-                        "error: {} (see `ethetl {command} --help`)",
+                    let name = command.map_or_else(
+                        || match rest.first().map(String::as_str) {
+                            Some("config") => "config",
+                            _ => "export",
+                        },
+                        CommandName::as_str,
+                    );
+                    say!(
+                        "error: {} (see `ethetl {name} --help`)",
                         msg.join(" ").trim_end_matches('.')
                     );
                     ExitCode::from(USAGE)
@@ -63,27 +101,62 @@ fn main() -> ExitCode {
         }
     };
     if cli.version {
-        println!("ethetl {}", env!("CARGO_PKG_VERSION"));
+        ethetl::term::write_stdout(&format!("ethetl {}\n", env!("CARGO_PKG_VERSION")));
         return ExitCode::SUCCESS;
     }
     match cli.command {
+        Some(Command::Export(args)) if show => show_config(CommandName::Export, &merged, |env| {
+            ExportConfig::from_args(&args, env).map(|c| (c, None))
+        }),
+        Some(Command::Stream(args)) if show => show_config(CommandName::Stream, &merged, |env| {
+            StreamConfig::from_args(&args, env).map(|c| (c.export.clone(), Some(c)))
+        }),
         Some(Command::Export(args)) => export(&args),
         Some(Command::Stream(args)) => stream(&args),
+        Some(Command::Config(_)) => {
+            say!("error: `ethetl config` takes a command: `ethetl config export ...` or `ethetl config stream ...`");
+            ExitCode::from(USAGE)
+        }
         None => {
-            eprintln!(
-                "error: no command given (try `ethetl export --help` or `ethetl stream --help`)"
-            );
+            say!("error: no command given (try `ethetl export --help` or `ethetl stream --help`)");
             ExitCode::from(USAGE)
         }
     }
 }
 
+/// The command's arguments merged with `ETHETL_*` variables and the config file.
+fn merge(cmd: CommandName, args: &[String]) -> Result<Merged, settings::SettingsError> {
+    settings::merge(cmd, args, &|var| std::env::var(var).ok())
+}
+
+/// `ethetl config CMD ...`: validates like the command would, then prints every setting, its
+/// value (secrets redacted) and where it came from.
+fn show_config(
+    cmd: CommandName,
+    merged: &Merged,
+    resolve: impl FnOnce(
+        Option<String>,
+    )
+        -> Result<(ExportConfig, Option<StreamConfig>), ethetl::config::ConfigError>,
+) -> ExitCode {
+    let (config, stream) = match resolve(None) {
+        Ok(c) => c,
+        Err(e) => {
+            say!("error: {}", error_chain(&e));
+            return ExitCode::from(USAGE);
+        }
+    };
+    let table = ethetl::config::effective_settings(cmd, merged, &config, stream.as_ref());
+    ethetl::term::write_stdout(&table);
+    ExitCode::SUCCESS
+}
+
 fn export(args: &ExportArgs) -> ExitCode {
     let fail = |e: &(dyn std::error::Error + 'static)| {
-        eprintln!("error: {}", error_chain(e));
+        say!("error: {}", error_chain(e));
         ExitCode::from(USAGE)
     };
-    let config = match ExportConfig::from_args(args, std::env::var("ETH_RPC_URL").ok()) {
+    let config = match ExportConfig::from_args(args, None) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -95,16 +168,17 @@ fn export(args: &ExportArgs) -> ExitCode {
     if let (Some(cp), Some(path)) = (resume.checkpoint, &cp_path) {
         if resume.is_done() {
             if !config.quiet {
-                eprintln!(
+                say!(
                     "nothing to do: checkpoint {path} is already at block {cp}, the end of the range"
                 );
             }
             return ExitCode::SUCCESS;
         }
         if !config.quiet {
-            eprintln!(
+            say!(
                 "resuming after block {cp} (checkpoint {path}): blocks {}..={} left",
-                resume.range.start, resume.range.end
+                resume.range.start,
+                resume.range.end
             );
         }
     }
@@ -112,7 +186,7 @@ fn export(args: &ExportArgs) -> ExitCode {
     let stop = match stop_flag() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot install the signal handler: {e}");
+            say!("error: cannot install the signal handler: {e}");
             return ExitCode::from(USAGE);
         }
     };
@@ -128,7 +202,7 @@ fn export(args: &ExportArgs) -> ExitCode {
         match parse_listen(listen).and_then(|a| StatsServer::start(a, Arc::clone(&metrics))) {
             Ok(s) => {
                 if !config.quiet {
-                    eprintln!("stats: {} (/stats, /metrics, /healthz)", s.url());
+                    say!("stats: {} (/stats, /metrics, /healthz)", s.url());
                 }
                 server = Some(s);
             }
@@ -153,18 +227,18 @@ fn export(args: &ExportArgs) -> ExitCode {
                 .as_ref()
                 .map(|p| format!(" (checkpoint {p} is up to date; run the same command to resume)"))
                 .unwrap_or_default();
-            eprintln!("error: {}{resume_hint}", error_chain(&e));
+            say!("error: {}{resume_hint}", error_chain(&e));
             return ExitCode::from(USAGE);
         }
     };
     if let Some(path) = &config.report {
         if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
-            eprintln!("error: cannot write report {}: {e}", path.display());
+            say!("error: cannot write report {}: {e}", path.display());
             return ExitCode::from(USAGE);
         }
     }
     if !config.quiet {
-        eprintln!("{}", report.summary());
+        say!("{}", report.summary());
     }
     if report.interrupted {
         let at = match (report.checkpoint, &cp_path) {
@@ -178,7 +252,7 @@ fn export(args: &ExportArgs) -> ExitCode {
             ),
             (None, None) => "no block was completed".into(),
         };
-        eprintln!("error: interrupted: stopped cleanly; {at}");
+        say!("error: interrupted: stopped cleanly; {at}");
         return ExitCode::from(USAGE);
     }
     ExitCode::SUCCESS
@@ -196,17 +270,17 @@ fn stop_flag() -> std::io::Result<Arc<AtomicBool>> {
 
 fn stream(args: &StreamArgs) -> ExitCode {
     let fail = |e: &(dyn std::error::Error + 'static)| {
-        eprintln!("error: {}", error_chain(e));
+        say!("error: {}", error_chain(e));
         ExitCode::from(USAGE)
     };
-    let config = match StreamConfig::from_args(args, std::env::var("ETH_RPC_URL").ok()) {
+    let config = match StreamConfig::from_args(args, None) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
     let stop = match stop_flag() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot install the signal handler: {e}");
+            say!("error: cannot install the signal handler: {e}");
             return ExitCode::from(USAGE);
         }
     };
@@ -223,7 +297,7 @@ fn stream(args: &StreamArgs) -> ExitCode {
             match parse_listen(listen).and_then(|a| StatsServer::start(a, streamer.metrics())) {
                 Ok(s) => {
                     if !quiet {
-                        eprintln!("stats: {} (/stats, /metrics, /healthz)", s.url());
+                        say!("stats: {} (/stats, /metrics, /healthz)", s.url());
                     }
                     Some(s)
                 }
@@ -242,18 +316,18 @@ fn stream(args: &StreamArgs) -> ExitCode {
             let hint = cp_path
                 .map(|p| format!(" (checkpoint {p} is up to date; run the same command to resume)"))
                 .unwrap_or_default();
-            eprintln!("error: {}{hint}", error_chain(&e));
+            say!("error: {}{hint}", error_chain(&e));
             return ExitCode::from(USAGE);
         }
     };
     if let Some(path) = &report_path {
         if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
-            eprintln!("error: cannot write report {}: {e}", path.display());
+            say!("error: cannot write report {}: {e}", path.display());
             return ExitCode::from(USAGE);
         }
     }
     if !quiet {
-        eprintln!("{}", report.summary());
+        say!("{}", report.summary());
     }
     ExitCode::SUCCESS
 }

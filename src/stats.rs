@@ -196,7 +196,7 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {msg}")),
-            None => eprintln!("warning: {msg}"),
+            None => crate::say!("warning: {msg}"),
         }
     }
 
@@ -207,7 +207,7 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.println(msg),
-            None => eprintln!("{msg}"),
+            None => crate::say!("{msg}"),
         }
     }
 
@@ -250,7 +250,7 @@ impl Progress {
         } else {
             String::new()
         };
-        eprintln!(
+        crate::say!(
             "progress: {written}/{} blocks ({pct:.1}%), {rate:.0} blocks/s, {} tx, {:.0} tx/s{eta}{cp}",
             self.total_blocks,
             totals.transactions,

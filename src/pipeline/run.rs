@@ -24,18 +24,14 @@
 //! the run ends promptly with that error.
 
 use crate::checkpoint::{self, CheckpointError, Watermark};
-use crate::config::{BlockRange, ExportConfig, Output};
+use crate::config::{BlockRange, ExportConfig};
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::pipeline::decode::{dispatcher_thread, DecodeFn, DecodeShared};
 use crate::pipeline::fetch::{io_thread, FetchShared};
 use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
 use crate::rpc::client::RpcError;
-use crate::sink::file::{FileSink, FileSinkOptions};
-use crate::sink::kafka::KafkaSink;
-use crate::sink::null::NullSink;
-use crate::sink::stdout::StdoutSink;
-use crate::sink::{Sink, SinkError};
+use crate::sink::{OpenContext, Sink, SinkError};
 use crate::stats::{Progress, RequestCounters, RunReport};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TryRecvError};
 use std::collections::BTreeMap;
@@ -219,26 +215,16 @@ impl Resume {
 
 /// Opens the sink that `config.output` names, for the blocks `resume.range`.
 pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>, RunError> {
-    let open =
-        |r: Result<Box<dyn Sink>, SinkError>| r.map_err(|source| RunError::OpenSink { source });
-    match &config.output {
-        Output::Dir(dir) => open(
-            FileSink::open(FileSinkOptions {
-                dir: dir.clone(),
-                entities: config.entities,
-                format: config.format,
-                chunk_size: config.chunk_size,
-                range: resume.range,
-                overwrite: config.overwrite,
-            })
-            .map(|s| Box::new(s) as Box<dyn Sink>),
-        ),
-        Output::Stdout => Ok(Box::new(StdoutSink::new(config.entities, config.format))),
-        Output::Null => Ok(Box::new(NullSink::new())),
-        Output::Kafka(opts) => {
-            open(KafkaSink::open(opts.clone()).map(|s| Box::new(s) as Box<dyn Sink>))
-        }
-    }
+    config
+        .output
+        .open(&OpenContext {
+            entities: config.entities,
+            format: config.format,
+            chunk_size: config.chunk_size,
+            range: resume.range,
+            overwrite: config.overwrite,
+        })
+        .map_err(|source| RunError::OpenSink { source })
 }
 
 /// Runs an export of `config.range` (resuming after `config.checkpoint` if it exists) into
@@ -916,7 +902,10 @@ mod tests {
     impl Sink for Recorder {
         fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
             if self.fail_at == Some(batch.seq) {
-                return Err(SinkError::Other(format!("disk full at seq {}", batch.seq)));
+                return Err(SinkError::new(
+                    "test",
+                    std::io::Error::other(format!("disk full at seq {}", batch.seq)),
+                ));
             }
             if let Some((seq, release)) = &self.stall_at {
                 if *seq == batch.seq {

@@ -15,10 +15,88 @@ use crate::config::BlockRange;
 use crate::decode::csv_header;
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::pipeline::plan::chunk_of;
-use crate::sink::{Sink, SinkError};
+use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The registry entry: `--output DIR` (any value that is not a URL).
+pub const KIND: SinkKind = SinkKind {
+    name: "files",
+    usage: "DIR",
+    claims: |raw| crate::sink::url_scheme(raw).is_none(),
+    flags: &[],
+    parse: |raw, _| {
+        Ok(Output(Arc::new(DirOutput {
+            dir: PathBuf::from(raw),
+        })))
+    },
+};
+
+/// `--output DIR`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirOutput {
+    pub dir: PathBuf,
+}
+
+impl DirOutput {
+    /// The options of a file sink for `ctx`.
+    pub fn options(&self, ctx: &OpenContext) -> FileSinkOptions {
+        FileSinkOptions {
+            dir: self.dir.clone(),
+            entities: ctx.entities,
+            format: ctx.format,
+            chunk_size: ctx.chunk_size,
+            range: ctx.range,
+            overwrite: ctx.overwrite,
+        }
+    }
+}
+
+impl OutputSpec for DirOutput {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn open(&self, ctx: &OpenContext) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(FileSink::open(self.options(ctx))?))
+    }
+
+    fn per_round(&self) -> bool {
+        true
+    }
+
+    fn display(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Why the files sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSinkError {
+    /// A file operation failed (`op` is what was being done: `create`, `rename`, ...).
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Existing files in the way, or batches that break the sink's contract.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<FileSinkError> for SinkError {
+    fn from(e: FileSinkError) -> SinkError {
+        SinkError::new(KIND.name, e)
+    }
+}
 
 /// Digits of the zero-padded block numbers in file names.
 pub const NAME_WIDTH: usize = 10;
@@ -95,7 +173,7 @@ pub struct FileSink {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SinkError {
     let path = path.display().to_string();
-    move |source| SinkError::Io { op, path, source }
+    move |source| SinkError::from(FileSinkError::Io { op, path, source })
 }
 
 impl FileSink {
@@ -121,14 +199,14 @@ impl FileSink {
                         && r.start <= opts.range.end
                         && r.end >= opts.range.start
                     {
-                        return Err(SinkError::Other(format!(
+                        return Err(SinkError::from(FileSinkError::Invalid(format!(
                             "output file {} already exists and covers blocks {}..={} of the \
                              requested range; pass --overwrite to replace it (or --checkpoint \
                              to resume)",
                             dir.join(&name).display(),
                             r.start.max(opts.range.start),
                             r.end.min(opts.range.end)
-                        )));
+                        ))));
                     }
                 }
             }
@@ -179,10 +257,10 @@ impl FileSink {
             drop(file);
             let dest = f.dir.join(&name);
             if !self.opts.overwrite && dest.exists() {
-                return Err(SinkError::Other(format!(
+                return Err(SinkError::from(FileSinkError::Invalid(format!(
                     "output file {} appeared while writing; pass --overwrite to replace it",
                     dest.display()
-                )));
+                ))));
             }
             fs::rename(&f.tmp, &dest).map_err(io_err("rename to final name", &dest))?;
         }
@@ -213,28 +291,28 @@ impl Sink for FileSink {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
         let chunk_range = chunk_of(batch.start, self.opts.chunk_size, self.opts.range);
         if batch.end > chunk_range.end {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(FileSinkError::Invalid(format!(
                 "batch of blocks {}..={} straddles the file chunk {chunk_range}",
                 batch.start, batch.end
-            )));
+            ))));
         }
         let mut chunk = match self.open.take() {
             Some(c) if c.range == chunk_range => c,
             Some(c) => {
-                return Err(SinkError::Other(format!(
+                return Err(SinkError::from(FileSinkError::Invalid(format!(
                     "batch of blocks {}..={} arrived while chunk {} was incomplete (written to {})",
                     batch.start, batch.end, c.range, c.written_to
-                )))
+                ))))
             }
             None => self.open_chunk(chunk_range)?,
         };
         if batch.start != chunk.written_to.wrapping_add(1) {
             let expected = chunk.written_to.wrapping_add(1);
             self.open = Some(chunk);
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(FileSinkError::Invalid(format!(
                 "batch of blocks {}..={} is out of order: expected block {expected} next",
                 batch.start, batch.end
-            )));
+            ))));
         }
         for f in &mut chunk.files {
             let rows = batch.rows(f.entity);

@@ -16,15 +16,18 @@
 //! - `open` fails after [`CONNECT_TIMEOUT`] when no broker answers a metadata request.
 //! - A message that cannot be delivered within `message.timeout.ms` (broker down or stalled for
 //!   that long, or a permanent broker error) fails the run: `poll`, `write` and `finish` return
-//!   [`SinkError::KafkaDelivery`] with topic, partition and block, and its batch is never
+//!   [`KafkaSinkError::Delivery`] with topic, partition and block, and its batch is never
 //!   reported durable. A shorter stall only delays durability; with idempotence, librdkafka's
 //!   retries add no duplicates. What a crash repeats is what was in flight after the checkpoint.
 //! - Building needs what the bundled librdkafka needs: a C/C++ toolchain, make, perl,
 //!   pkg-config, and the OpenSSL and zlib headers (`libssl-dev`, `zlib1g-dev` on Debian);
 //!   zstd and lz4 come with the crate.
 
+use crate::config::ConfigError;
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
-use crate::sink::{Sink, SinkError, SinkStats};
+use crate::sink::{
+    OpenContext, Output, OutputSpec, ParseContext, Sink, SinkError, SinkKind, SinkStats,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -33,6 +36,8 @@ use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaConfRes;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,6 +55,183 @@ pub struct KafkaOptions {
     /// ethetl's defaults.
     pub overrides: Vec<(String, String)>,
     pub entities: EntitySet,
+}
+
+/// The registry entry: `--output kafka://host:port[,host:port]`.
+pub const KIND: SinkKind = SinkKind {
+    name: "kafka",
+    usage: "kafka://host:port[,host:port]",
+    claims: |raw| raw.starts_with("kafka://"),
+    flags: &[
+        "topic-prefix",
+        "partitions",
+        "kafka-property",
+        "kafka-config",
+    ],
+    parse,
+};
+
+/// Validates `kafka://host:port[,...]` and the Kafka flags (`--topic-prefix`, `--partitions`,
+/// `-X`, `--kafka-config`).
+fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
+    let args = cx.args;
+    if cx.format == RowFormat::Csv {
+        return Err(ConfigError::Conflict(
+            "Kafka messages are JSON stream items; --format csv does not apply".into(),
+        ));
+    }
+    let brokers = raw["kafka://".len()..].trim_end_matches('/');
+    if brokers.is_empty()
+        || brokers
+            .split(',')
+            .any(|b| b.trim().is_empty() || !b.contains(':'))
+    {
+        return Err(ConfigError::Invalid {
+            flag: "--output",
+            value: crate::redact::redact_url(raw),
+            reason: "expected kafka://host:port[,host:port...]".into(),
+        });
+    }
+    let partitions = args.partitions.unwrap_or(1);
+    if partitions < 1 {
+        return Err(ConfigError::Invalid {
+            flag: "--partitions",
+            value: partitions.to_string(),
+            reason: "expected at least 1".into(),
+        });
+    }
+    let mut overrides = Vec::new();
+    if let Some(file) = &args.kafka_config {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ConfigError::KafkaConfigFile {
+                path: PathBuf::from(file),
+                source,
+            })?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            overrides.push(parse_property(line).map_err(|reason| ConfigError::Invalid {
+                flag: "--kafka-config",
+                value: format!("{file}:{}", i + 1),
+                reason,
+            })?);
+        }
+    }
+    for p in &args.kafka_property {
+        overrides.push(parse_property(p).map_err(|reason| {
+            ConfigError::Invalid {
+                flag: "-X",
+                value: p
+                    .split_once('=')
+                    .map_or_else(|| p.clone(), |(k, _)| format!("{k}=...")),
+                reason,
+            }
+        })?);
+    }
+    Ok(Output(Arc::new(KafkaOptions {
+        brokers: brokers.to_string(),
+        topic_prefix: args.topic_prefix.clone().unwrap_or_default(),
+        partitions,
+        overrides,
+        entities: cx.entities,
+    })))
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err("expected key=value".into()),
+    }
+}
+
+impl OutputSpec for KafkaOptions {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn open(&self, ctx: &OpenContext) -> Result<Box<dyn Sink>, SinkError> {
+        let mut opts = self.clone();
+        opts.entities = ctx.entities;
+        Ok(Box::new(KafkaSink::open(opts)?))
+    }
+
+    fn display(&self) -> String {
+        format!("kafka://{}", crate::redact::redact_url(&self.brokers))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Why the Kafka sink failed. Every variant says where and keeps librdkafka's error.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSinkError {
+    /// librdkafka rejected a setting (`-X`, `--kafka-config` or a default).
+    #[error("invalid Kafka setting {key}")]
+    Config {
+        key: String,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// No broker answered a metadata request in time when the sink opened.
+    #[error("cannot reach Kafka brokers {brokers} within {timeout_s} s")]
+    Connect {
+        brokers: String,
+        timeout_s: u64,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// A topic could not be created or did not appear in metadata.
+    #[error("Kafka topic {topic} is not usable")]
+    Topic {
+        topic: String,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// librdkafka refused to enqueue a message (other than a full queue, which is waited out).
+    #[error("Kafka refused a message of block {block} for topic {topic}")]
+    Produce {
+        topic: String,
+        block: u64,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// librdkafka gave up delivering a message: the run stops, the checkpoint stays behind it.
+    #[error("Kafka delivery failed for block {block} (topic {topic}, partition {partition})")]
+    Delivery {
+        topic: String,
+        partition: i32,
+        /// The message key (block number), `?` if it could not be read back.
+        block: String,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// Any other producer failure (client creation, fatal idempotence error, flush timeout).
+    #[error("{context}")]
+    Client {
+        context: String,
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// A setting librdkafka accepted but ethetl cannot use.
+    #[error("{context}")]
+    Setting {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Options or batches the sink cannot take (a broken caller contract).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<KafkaSinkError> for SinkError {
+    fn from(e: KafkaSinkError) -> SinkError {
+        SinkError::new(KIND.name, e)
+    }
 }
 
 /// ethetl's producer defaults, chosen for throughput and safety; every one can be overridden.
@@ -109,7 +291,7 @@ fn canonical_key(key: &str) -> &str {
 }
 
 /// Whether a setting's value must never appear in an error message.
-fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     [
         "password",
         "secret",
@@ -175,10 +357,10 @@ fn validate_settings(settings: &[(String, String)]) -> Result<(), SinkError> {
         let mut one = ClientConfig::new();
         one.set(k, v);
         if let Err(e) = one.create_native_config() {
-            return Err(SinkError::KafkaConfig {
+            return Err(SinkError::from(KafkaSinkError::Config {
                 key: k.clone(),
                 source: Box::new(redact_config_error(e)),
-            });
+            }));
         }
     }
     Ok(())
@@ -207,16 +389,16 @@ impl Failure {
                 partition,
                 block,
                 error,
-            } => SinkError::KafkaDelivery {
+            } => SinkError::from(KafkaSinkError::Delivery {
                 topic: topic.clone(),
                 partition: *partition,
                 block: block.map_or_else(|| "?".to_string(), |b| b.to_string()),
                 source: Box::new(error.clone()),
-            },
-            Failure::Fatal { reason, error } => SinkError::Kafka {
+            }),
+            Failure::Fatal { reason, error } => SinkError::from(KafkaSinkError::Client {
                 context: format!("fatal producer error: {reason}"),
                 source: Box::new(error.clone()),
-            },
+            }),
         }
     }
 }
@@ -352,13 +534,15 @@ impl KafkaSink {
     /// used as they are) and builds the producer.
     pub fn open(opts: KafkaOptions) -> Result<KafkaSink, SinkError> {
         if opts.brokers.trim().is_empty() {
-            return Err(SinkError::Other("no Kafka brokers given".into()));
+            return Err(SinkError::from(KafkaSinkError::Invalid(
+                "no Kafka brokers given".into(),
+            )));
         }
         if opts.partitions < 1 {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(KafkaSinkError::Invalid(format!(
                 "Kafka partitions must be at least 1, got {}",
                 opts.partitions
-            )));
+            ))));
         }
         let settings = producer_settings(&opts);
         validate_settings(&settings)?;
@@ -369,18 +553,22 @@ impl KafkaSink {
         };
         let producer: BaseProducer<DeliveryContext> = client_config(&settings)
             .create_with_context(context)
-            .map_err(|source| SinkError::Kafka {
-                context: "cannot create the Kafka producer".into(),
-                source: Box::new(redact_config_error(source)),
+            .map_err(|source| {
+                SinkError::from(KafkaSinkError::Client {
+                    context: "cannot create the Kafka producer".into(),
+                    source: Box::new(redact_config_error(source)),
+                })
             })?;
 
         let metadata = producer
             .client()
             .fetch_metadata(None, CONNECT_TIMEOUT)
-            .map_err(|source| SinkError::KafkaConnect {
-                brokers: opts.brokers.clone(),
-                timeout_s: CONNECT_TIMEOUT.as_secs(),
-                source: Box::new(source),
+            .map_err(|source| {
+                SinkError::from(KafkaSinkError::Connect {
+                    brokers: opts.brokers.clone(),
+                    timeout_s: CONNECT_TIMEOUT.as_secs(),
+                    source: Box::new(source),
+                })
             })?;
         let existing: HashMap<String, usize> = metadata
             .topics()
@@ -477,9 +665,11 @@ fn flush_timeout(settings: &[(String, String)]) -> Result<Option<Duration>, Sink
         .iter()
         .find(|(k, _)| k == "message.timeout.ms")
         .map_or("300000", |(_, v)| v.as_str());
-    let ms: u64 = raw.trim().parse().map_err(|source| SinkError::Custom {
-        context: format!("invalid Kafka setting message.timeout.ms={raw}"),
-        source: Box::new(source),
+    let ms: u64 = raw.trim().parse().map_err(|source| {
+        SinkError::from(KafkaSinkError::Setting {
+            context: format!("invalid Kafka setting message.timeout.ms={raw}"),
+            source: Box::new(source),
+        })
     })?;
     Ok((ms > 0).then(|| Duration::from_millis(ms) + FLUSH_MARGIN))
 }
@@ -497,11 +687,12 @@ fn create_topics(
         .filter(|(k, _)| !PRODUCER_DEFAULTS.iter().any(|(d, _)| d == k))
         .cloned()
         .collect();
-    let admin: AdminClient<DefaultClientContext> = client_config(&admin_settings)
-        .create()
-        .map_err(|source| SinkError::Kafka {
-            context: "cannot create the Kafka admin client".into(),
-            source: Box::new(redact_config_error(source)),
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&admin_settings).create().map_err(|source| {
+            SinkError::from(KafkaSinkError::Client {
+                context: "cannot create the Kafka admin client".into(),
+                source: Box::new(redact_config_error(source)),
+            })
         })?;
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
@@ -511,19 +702,21 @@ fn create_topics(
         .request_timeout(Some(CONNECT_TIMEOUT))
         .operation_timeout(Some(CONNECT_TIMEOUT));
     let results = futures_executor::block_on(admin.create_topics(&new_topics, &admin_opts))
-        .map_err(|source| SinkError::KafkaTopic {
-            topic: names.join(", "),
-            source: Box::new(source),
+        .map_err(|source| {
+            SinkError::from(KafkaSinkError::Topic {
+                topic: names.join(", "),
+                source: Box::new(source),
+            })
         })?;
     for r in results {
         match r {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(SinkError::KafkaTopic {
+                return Err(SinkError::from(KafkaSinkError::Topic {
                     topic,
                     source: Box::new(KafkaError::AdminOp(code)),
-                })
+                }))
             }
         }
     }
@@ -568,10 +761,10 @@ fn wait_for_topics(
                             .map_or(RDKafkaErrorCode::UnknownTopicOrPartition, Into::into),
                     ),
                 };
-                return Err(SinkError::KafkaTopic {
+                return Err(SinkError::from(KafkaSinkError::Topic {
                     topic: name.clone(),
                     source: Box::new(source),
-                });
+                }));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -583,26 +776,28 @@ impl Sink for KafkaSink {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
         self.failure()?;
         if batch.format != RowFormat::Json {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(KafkaSinkError::Invalid(format!(
                 "the Kafka sink takes JSON stream items, got {:?} rows (batch of blocks {}..={})",
                 batch.format, batch.start, batch.end
-            )));
+            ))));
         }
-        let opaque = usize::try_from(batch.seq).map_err(|source| SinkError::Custom {
-            context: format!("batch seq {} does not fit a delivery opaque", batch.seq),
-            source: Box::new(source),
+        let opaque = usize::try_from(batch.seq).map_err(|source| {
+            SinkError::from(KafkaSinkError::Setting {
+                context: format!("batch seq {} does not fit a delivery opaque", batch.seq),
+                source: Box::new(source),
+            })
         })?;
         let mut total = 0u64;
         for entity in Entity::EVERY {
             let n = batch.rows(entity).len() as u64;
             if n > 0 && self.topics[entity as usize].is_none() {
-                return Err(SinkError::Other(format!(
+                return Err(SinkError::from(KafkaSinkError::Invalid(format!(
                     "batch of blocks {}..={} has {} rows but no {} topic was opened",
                     batch.start,
                     batch.end,
                     entity.name(),
                     entity.name()
-                )));
+                ))));
             }
             total += n;
         }
@@ -623,12 +818,12 @@ impl Sink for KafkaSink {
             for (block, row) in batch.rows(entity).iter() {
                 let value = row.strip_suffix(b"\n").unwrap_or(row);
                 let hash = batch.block_hash(block).ok_or_else(|| {
-                    SinkError::Other(format!(
+                    SinkError::from(KafkaSinkError::Invalid(format!(
                         "a {} row of block {block} lies outside its batch (blocks {}..={})",
                         entity.item_type(),
                         batch.start,
                         batch.end
-                    ))
+                    )))
                 })?;
                 let key = key_buf.format(block);
                 let headers = OwnedHeaders::new_with_capacity(2)
@@ -654,11 +849,11 @@ impl Sink for KafkaSink {
                             self.failure()?;
                         }
                         Err((source, _)) => {
-                            return Err(SinkError::KafkaProduce {
+                            return Err(SinkError::from(KafkaSinkError::Produce {
                                 topic: topic.to_string(),
                                 block,
                                 source: Box::new(source),
-                            })
+                            }))
                         }
                     }
                 }
@@ -690,15 +885,15 @@ impl Sink for KafkaSink {
             if let Some(e) = &t.last_client_error {
                 context.push_str(&format!(" (last client error: {e})"));
             }
-            return Err(SinkError::Kafka {
+            return Err(SinkError::from(KafkaSinkError::Client {
                 context,
                 source: Box::new(source),
-            });
+            }));
         }
         if let Some((seq, left)) = t.pending.iter().min_by_key(|(s, _)| **s) {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(KafkaSinkError::Invalid(format!(
                 "Kafka flush ended with {left} messages of batch seq {seq} never acknowledged"
-            )));
+            ))));
         }
         Ok(())
     }

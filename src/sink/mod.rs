@@ -1,14 +1,30 @@
 //! Where decoded rows go. A [`Sink`] lives on the one sink thread; it is handed every
 //! [`DecodedBatch`] in `seq` order and reports which `seq`s are durable (files fsynced and
 //! renamed, Kafka deliveries acknowledged), which is what moves the checkpoint.
+//!
+//! # Adding a sink
+//!
+//! A sink is one module here: its options, its own error enum (wrapped in [`SinkError`] with
+//! the sink's name), a [`SinkKind`] that says which `--output` values it takes and how to
+//! parse them into an [`OutputSpec`], and the [`Sink`] itself. Then one line in [`REGISTRY`]
+//! and a paragraph in the README. The smallest complete example is [`null`]; [`stdout`] adds
+//! a format check, [`kafka`] its own flags and a URL scheme.
 
 pub mod file;
 pub mod kafka;
 pub mod null;
 pub mod stdout;
 
-use crate::pipeline::msg::DecodedBatch;
+use crate::cli::PipelineArgs;
+use crate::config::{BlockRange, ConfigError};
+use crate::pipeline::msg::{DecodedBatch, EntitySet, RowFormat};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Every sink the binary knows, tried in order for an `--output` value: the first whose
+/// [`SinkKind::claims`] is true parses it. The files sink comes last: it takes any value that
+/// is not a URL.
+pub const REGISTRY: &[SinkKind] = &[null::KIND, stdout::KIND, kafka::KIND, file::KIND];
 
 /// A destination for decoded batches. Implement it to plug a callback into the pipeline.
 ///
@@ -18,6 +34,15 @@ use std::time::Duration;
 /// has been reported. `ethetl stream` ([`crate::stream`]) calls `finish` at the end of every
 /// round and then goes on writing (with the next `seq`s), so a sink used there must accept
 /// writes after `finish`.
+///
+/// # Progress
+///
+/// By default the run keeps its resume point in the checkpoint file (`--checkpoint`), moved
+/// over the contiguous prefix of durable `seq`s. A sink that can store progress atomically
+/// with its data (a progress row in the same database transaction, say) returns `true` from
+/// [`Sink::owns_progress`]: the run then asks it where to resume ([`Sink::resume_point`])
+/// instead of reading the checkpoint file, and tells it each time the contiguous complete
+/// prefix grows ([`Sink::completed`]), so that it stores that block with its next commit.
 pub trait Sink: Send {
     /// Accepts one batch. May block for backpressure; must not drop rows.
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError>;
@@ -36,6 +61,27 @@ pub trait Sink: Send {
     fn stats(&self) -> Option<SinkStats> {
         None
     }
+
+    /// Whether this sink stores the resume point itself, atomically with the data (see the
+    /// trait docs). Default: no, the checkpoint file does.
+    fn owns_progress(&self) -> bool {
+        false
+    }
+
+    /// For a sink that owns progress: the last block N of this job such that N and every
+    /// block before it in the range are stored, or `None` when nothing is. Called once, before
+    /// the first `write`.
+    fn resume_point(&mut self) -> Result<Option<u64>, SinkError> {
+        Ok(None)
+    }
+
+    /// Every block up to `block` (of this run's range) is durable: a sink that owns progress
+    /// records it (at the latest with the data it commits next). Called with increasing
+    /// blocks, after the `seq`s that hold them were reported durable.
+    fn completed(&mut self, block: u64) -> Result<(), SinkError> {
+        let _ = block;
+        Ok(())
+    }
 }
 
 /// Delivery counters of a sink that sends messages (all cumulative except `queued`).
@@ -51,69 +97,233 @@ pub struct SinkStats {
     pub queued: u64,
 }
 
-/// Why a sink failed. Every variant says where and keeps its cause.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("{op} {path}")]
-    Io {
-        op: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{context}")]
-    Custom {
-        context: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("{0}")]
-    Other(String),
-    /// librdkafka rejected a setting (`-X`, `--kafka-config` or a default).
-    #[error("invalid Kafka setting {key}")]
-    KafkaConfig {
-        key: String,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
-    /// No broker answered a metadata request in time when the sink opened.
-    #[error("cannot reach Kafka brokers {brokers} within {timeout_s} s")]
-    KafkaConnect {
-        brokers: String,
-        timeout_s: u64,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
-    /// A topic could not be created or did not appear in metadata.
-    #[error("Kafka topic {topic} is not usable")]
-    KafkaTopic {
-        topic: String,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
-    /// librdkafka refused to enqueue a message (other than a full queue, which is waited out).
-    #[error("Kafka refused a message of block {block} for topic {topic}")]
-    KafkaProduce {
-        topic: String,
-        block: u64,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
-    /// librdkafka gave up delivering a message: the run stops, the checkpoint stays behind it.
-    #[error("Kafka delivery failed for block {block} (topic {topic}, partition {partition})")]
-    KafkaDelivery {
-        topic: String,
-        partition: i32,
-        /// The message key (block number), `?` if it could not be read back.
-        block: String,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
-    /// Any other producer failure (client creation, fatal idempotence error, flush timeout).
-    #[error("{context}")]
-    Kafka {
-        context: String,
-        #[source]
-        source: Box<rdkafka::error::KafkaError>,
-    },
+/// Any error a sink boxes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a sink failed: the sink's own error (its module's enum), with the sink's name. It
+/// displays as that error and hands on its causes, so messages read the same whichever sink
+/// failed; [`SinkError::downcast_ref`] gets the sink's error back.
+#[derive(Debug)]
+pub struct SinkError {
+    sink: &'static str,
+    source: BoxError,
+}
+
+impl SinkError {
+    /// Wraps `source`, an error of the sink named `sink`.
+    pub fn new(sink: &'static str, source: impl Into<BoxError>) -> SinkError {
+        SinkError {
+            sink,
+            source: source.into(),
+        }
+    }
+
+    /// The name of the sink that failed (`files`, `kafka`, ...).
+    pub fn sink(&self) -> &'static str {
+        self.sink
+    }
+
+    /// The sink's own error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.source.downcast_ref::<E>()
+    }
+
+    /// The sink's own error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+/// What opening a sink needs to know about the run.
+#[derive(Clone, Debug)]
+pub struct OpenContext {
+    /// The entities rows arrive for (a stream adds [`crate::Entity::Reorgs`]).
+    pub entities: EntitySet,
+    pub format: RowFormat,
+    /// Blocks per output file (jobs never straddle a chunk).
+    pub chunk_size: u64,
+    /// The blocks this run writes (after a resume: from the block after the checkpoint).
+    pub range: BlockRange,
+    /// Replace existing output instead of failing.
+    pub overwrite: bool,
+}
+
+/// A validated `--output`: knows which sink it is and how to open it.
+pub trait OutputSpec: std::fmt::Debug + Send + Sync {
+    /// The sink's name, as in [`SinkKind::name`].
+    fn kind(&self) -> &'static str;
+
+    /// Opens the sink.
+    fn open(&self, ctx: &OpenContext) -> Result<Box<dyn Sink>, SinkError>;
+
+    /// Whether a stream opens a new sink for every round (files: each round writes its own
+    /// files over the blocks it covers) instead of one for the whole stream.
+    fn per_round(&self) -> bool {
+        false
+    }
+
+    /// The output as shown to the user (secrets redacted).
+    fn display(&self) -> String;
+
+    /// For tests and embedders that need the concrete options.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A validated `--output`, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Output(pub Arc<dyn OutputSpec>);
+
+impl Output {
+    /// The sink's name (`files`, `stdout`, `null`, `kafka`).
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    /// The concrete options, if they are a `T`.
+    pub fn options<T: 'static>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref::<T>()
+    }
+}
+
+impl std::ops::Deref for Output {
+    type Target = dyn OutputSpec;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl PartialEq for Output {
+    fn eq(&self, other: &Output) -> bool {
+        self.kind() == other.kind() && self.display() == other.display()
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.display())
+    }
+}
+
+/// What parsing an `--output` value may need besides the value itself.
+pub struct ParseContext<'a> {
+    /// Every shared flag as given (sink-specific ones among them).
+    pub args: &'a PipelineArgs,
+    pub entities: EntitySet,
+    pub format: RowFormat,
+}
+
+/// One entry of the [`REGISTRY`].
+pub struct SinkKind {
+    /// Short name, used in messages and by [`OutputSpec::kind`].
+    pub name: &'static str,
+    /// The `--output` forms it takes, for messages (`kafka://host:port[,host:port]`).
+    pub usage: &'static str,
+    /// Whether an `--output` value is for this sink.
+    pub claims: fn(&str) -> bool,
+    /// The long names of the flags only this sink uses: given with another output they are an
+    /// error.
+    pub flags: &'static [&'static str],
+    /// Validates the value (and the sink's flags) into an opener.
+    pub parse: fn(&str, &ParseContext<'_>) -> Result<Output, ConfigError>,
+}
+
+/// Parses `--output` with the [`REGISTRY`]: the first sink that claims `raw` parses it; flags
+/// of the other sinks are refused; a URL scheme no sink knows is an error (never a directory
+/// of that name).
+pub fn parse_output(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::NoOutput);
+    }
+    let kind =
+        REGISTRY
+            .iter()
+            .find(|k| (k.claims)(raw))
+            .ok_or_else(|| ConfigError::UnknownOutput {
+                scheme: url_scheme(raw).unwrap_or_default().to_string(),
+                known: REGISTRY
+                    .iter()
+                    .map(|k| k.usage)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+    for other in REGISTRY.iter().filter(|k| k.name != kind.name) {
+        for flag in other.flags {
+            if cx.args.is_set(flag) == Some(true) && !kind.flags.contains(flag) {
+                return Err(ConfigError::Conflict(format!(
+                    "--{flag} only applies to --output {}",
+                    other.usage
+                )));
+            }
+        }
+    }
+    (kind.parse)(raw, cx)
+}
+
+/// `scheme` of a `scheme://...` value (letters, digits, `+-.`, starting with a letter).
+pub fn url_scheme(raw: &str) -> Option<&str> {
+    let (scheme, _) = raw.split_once("://")?;
+    let mut chars = scheme.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    ok.then_some(scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Output, ConfigError> {
+        let args = PipelineArgs::default();
+        parse_output(
+            raw,
+            &ParseContext {
+                args: &args,
+                entities: EntitySet::of(&crate::config::DEFAULT_ENTITIES),
+                format: RowFormat::Json,
+            },
+        )
+    }
+
+    #[test]
+    fn registry_routes_outputs() {
+        assert_eq!(parse("null").unwrap().kind(), "null");
+        assert_eq!(parse("-").unwrap().kind(), "stdout");
+        assert_eq!(parse("kafka://k:9092").unwrap().kind(), "kafka");
+        assert_eq!(parse("out/dir").unwrap().kind(), "files");
+        assert_eq!(parse("./a://b").unwrap().kind(), "files");
+        let e = parse("s3://user:SECRETPW@bucket/path")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`s3`") && e.contains("kafka://"), "{e}");
+        assert!(!e.contains("SECRETPW") && !e.contains("bucket"), "{e}");
+        assert!(matches!(parse(""), Err(ConfigError::NoOutput)));
+    }
+
+    #[test]
+    fn sink_error_reads_as_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe");
+        let e = SinkError::new(
+            "stdout",
+            stdout::StdoutError::Write {
+                op: "write to",
+                source: io,
+            },
+        );
+        assert_eq!(e.to_string(), "write to stdout");
+        assert_eq!(e.sink(), "stdout");
+        assert!(e.downcast_ref::<stdout::StdoutError>().is_some());
+        assert!(stdout::is_broken_pipe(&e));
+    }
 }

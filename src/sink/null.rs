@@ -2,7 +2,39 @@
 //! decode). Every batch is durable as soon as it is written.
 
 use crate::pipeline::msg::{DecodedBatch, Entity};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
+use std::sync::Arc;
+
+/// The registry entry: `--output null`.
+pub const KIND: SinkKind = SinkKind {
+    name: "null",
+    usage: "null",
+    claims: |raw| raw == "null",
+    flags: &[],
+    parse: |_, _| Ok(Output(Arc::new(NullOutput))),
+};
+
+/// `--output null`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NullOutput;
+
+impl OutputSpec for NullOutput {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn open(&self, _: &OpenContext) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(NullSink::new()))
+    }
+
+    fn display(&self) -> String {
+        "null".into()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// Discards rows, counting them.
 #[derive(Debug, Default)]

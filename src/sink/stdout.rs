@@ -1,13 +1,72 @@
 //! Stdout sink: rows in block order, interleaved per block as ethereum-etl's stream emits them
 //! (the block, its transactions, logs, token transfers, then receipts), JSONL stream items or
 //! CSV of a single entity (header before the first row). Each batch is flushed before its `seq`
-//! is reported durable. A closed pipe (`| head`) is a [`SinkError::Io`] whose source has
+//! is reported durable. A closed pipe (`| head`) is a [`StdoutError::Write`] whose source has
 //! kind `BrokenPipe`, never a panic: see [`is_broken_pipe`].
 
+use crate::config::ConfigError;
 use crate::decode::csv_header;
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+/// The registry entry: `--output -`.
+pub const KIND: SinkKind = SinkKind {
+    name: "stdout",
+    usage: "- (stdout)",
+    claims: |raw| raw == "-",
+    flags: &[],
+    parse: |_, cx| {
+        if cx.format == RowFormat::Csv && cx.entities.iter().count() != 1 {
+            return Err(ConfigError::Conflict(
+                "CSV on stdout needs exactly one entity (--entities NAME); use --format jsonl \
+                 for several"
+                    .into(),
+            ));
+        }
+        Ok(Output(Arc::new(StdoutOutput)))
+    },
+};
+
+/// `--output -`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StdoutOutput;
+
+impl OutputSpec for StdoutOutput {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn open(&self, ctx: &OpenContext) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(StdoutSink::new(ctx.entities, ctx.format)))
+    }
+
+    fn display(&self) -> String {
+        "- (stdout)".into()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Why writing to stdout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StdoutError {
+    #[error("{op} stdout")]
+    Write {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<StdoutError> for SinkError {
+    fn from(e: StdoutError) -> SinkError {
+        SinkError::new(KIND.name, e)
+    }
+}
 
 /// Writes rows to a stream (stdout by default).
 pub struct StdoutSink<W: Write + Send = std::io::Stdout> {
@@ -89,10 +148,11 @@ pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 
 impl<W: Write + Send> Sink for StdoutSink<W> {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
-        self.write_batch(&batch).map_err(|source| SinkError::Io {
-            op: "write to",
-            path: "stdout".into(),
-            source,
+        self.write_batch(&batch).map_err(|source| {
+            SinkError::from(StdoutError::Write {
+                op: "write to",
+                source,
+            })
         })?;
         self.durable.push(batch.seq);
         Ok(())
@@ -108,10 +168,11 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
     }
 
     fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError::Io {
-            op: "flush",
-            path: "stdout".into(),
-            source,
+        self.out.flush().map_err(|source| {
+            SinkError::from(StdoutError::Write {
+                op: "flush",
+                source,
+            })
         })?;
         durable.append(&mut self.durable);
         Ok(())

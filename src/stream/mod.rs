@@ -59,20 +59,16 @@ pub mod reorg;
 mod state;
 
 use crate::checkpoint::{self, CheckpointError};
-use crate::cli::{ExportArgs, StreamArgs};
-use crate::config::{parse_block_number, BlockRange, ConfigError, ExportConfig, Output};
+use crate::cli::StreamArgs;
+use crate::config::{parse_block_number, BlockRange, ConfigError, ExportConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::pipeline::run::{error_chain, run_export_hooked, Resume, RunError, RunHooks};
-use crate::sink::file::FileSinkOptions;
-use crate::sink::kafka::KafkaSink;
-use crate::sink::null::NullSink;
-use crate::sink::stdout::StdoutSink;
-use crate::sink::{Sink, SinkError};
+use crate::sink::{OpenContext, Sink, SinkError};
 use crate::stats::eta_text;
 use chain::{BadHashLine, ChainMemory};
 use head::{HeadClient, HeadError};
-use state::{lock, Core, Mismatch, Output as CoreOutput, RoundSink};
+use state::{lock, Core, Mismatch, Output as CoreOutput, RoundSink, StreamOutputError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -136,30 +132,14 @@ impl StreamConfig {
         args: &StreamArgs,
         env_rpc: Option<String>,
     ) -> Result<StreamConfig, ConfigError> {
-        let export_args = ExportArgs {
-            rpc: args.rpc.clone(),
-            blocks: Some("0".into()),
-            entities: args.entities.clone(),
-            format: args.format.clone(),
-            output: args.output.clone(),
-            batch_size: args.batch_size,
-            io_threads: args.io_threads,
-            cpu_threads: args.cpu_threads,
-            max_retries: args.max_retries,
-            timeout: args.timeout,
-            chunk_size: args.chunk_size,
-            overwrite: true,
-            checkpoint: args.checkpoint.clone(),
-            report: args.report.clone(),
-            topic_prefix: args.topic_prefix.clone(),
-            partitions: args.partitions,
-            kafka_property: args.kafka_property.clone(),
-            kafka_config: args.kafka_config.clone(),
-            quiet: args.quiet,
-            ..ExportArgs::default()
-        };
-        let export = ExportConfig::from_args(&export_args, env_rpc)?;
-        if export.output == Output::Stdout && export.format == RowFormat::Csv {
+        let export = ExportConfig::from_pipeline(
+            &args.pipeline(),
+            BlockRange { start: 0, end: 0 },
+            true,
+            env_rpc,
+        )?;
+        if export.output.kind() == crate::sink::stdout::KIND.name && export.format == RowFormat::Csv
+        {
             return Err(ConfigError::Conflict(
                 "stream writes JSONL stream items to stdout (reorg items included); use \
                  --format csv with --output DIR"
@@ -528,35 +508,33 @@ impl Streamer {
     }
 }
 
-/// Opens the configured output for a stream: reorg rows go with the others.
+/// Opens the configured output for a stream: reorg rows go with the others. An output that
+/// opens per round (files) is opened by each round ([`Core::begin`]).
 fn open_output(config: &StreamConfig) -> Result<CoreOutput, StreamError> {
     let e = &config.export;
     let mut with_reorgs = e.entities;
     with_reorgs.0[Entity::Reorgs as usize] = true;
-    let open =
-        |r: Result<Box<dyn Sink>, SinkError>| r.map_err(|source| StreamError::OpenSink { source });
-    Ok(match &e.output {
-        Output::Dir(dir) => CoreOutput::Files {
-            template: FileSinkOptions {
-                dir: dir.clone(),
+    let ctx = OpenContext {
+        entities: with_reorgs,
+        format: e.format,
+        chunk_size: e.chunk_size,
+        range: BlockRange { start: 0, end: 0 },
+        overwrite: true,
+    };
+    if e.output.per_round() {
+        return Ok(CoreOutput::Files {
+            spec: e.output.clone(),
+            template: OpenContext {
                 entities: e.entities,
-                format: e.format,
-                chunk_size: e.chunk_size,
-                range: BlockRange { start: 0, end: 0 },
-                overwrite: true,
+                ..ctx
             },
             current: None,
-        },
-        Output::Stdout => CoreOutput::Shared(Box::new(StdoutSink::new(with_reorgs, e.format))),
-        Output::Null => CoreOutput::Shared(Box::new(NullSink::new())),
-        Output::Kafka(opts) => {
-            let mut opts = opts.clone();
-            opts.entities = with_reorgs;
-            CoreOutput::Shared(open(
-                KafkaSink::open(opts).map(|s| Box::new(s) as Box<dyn Sink>),
-            )?)
-        }
-    })
+        });
+    }
+    e.output
+        .open(&ctx)
+        .map(CoreOutput::Shared)
+        .map_err(|source| StreamError::OpenSink { source })
 }
 
 /// How a round ended.
@@ -602,7 +580,7 @@ impl Run<'_> {
 
     fn info(&self, msg: &str) {
         if !self.config.export.quiet {
-            eprintln!("{msg}");
+            crate::say!("{msg}");
         }
     }
 
@@ -627,7 +605,7 @@ impl Run<'_> {
         let pause = (self.config.poll_interval.max(Duration::from_millis(100)) * factor)
             .min(MAX_ERROR_PAUSE);
         if !self.config.export.quiet {
-            eprintln!(
+            crate::say!(
                 "warning: {msg} (trying again in {:.1} s)",
                 pause.as_secs_f64()
             );
@@ -645,7 +623,7 @@ impl Run<'_> {
         self.last_status = Instant::now();
         self.status_blocks = snap.blocks_streamed;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-        eprintln!(
+        crate::say!(
             "stream: block {} (head {}, lag {}), {rate:.1} blocks/s, {} blocks and {} transactions \
              so far, {} reorgs, checkpoint {}",
             opt(snap.current_block),
@@ -937,9 +915,9 @@ impl Run<'_> {
         core.flush().map_err(sink_err)?;
         core.end_round();
         if core.pending() > 0 {
-            return Err(sink_err(SinkError::Other(
+            return Err(sink_err(SinkError::from(StreamOutputError::Internal(
                 "the output did not acknowledge every reorg row".into(),
-            )));
+            ))));
         }
         core.rewind(fork)?;
         drop(core);

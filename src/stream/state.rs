@@ -20,8 +20,28 @@ use crate::checkpoint::{self, CheckpointError, Watermark};
 use crate::config::BlockRange;
 use crate::metrics::Metrics;
 use crate::pipeline::msg::{DecodedBatch, EntitySet};
-use crate::sink::file::{FileSink, FileSinkOptions};
+use crate::sink::OpenContext;
 use crate::sink::{Sink, SinkError, SinkStats};
+
+/// Why the stream's output layer (checkpoint, parent-hash checks around the real sink) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamOutputError {
+    /// A broken internal contract.
+    #[error("{0}")]
+    Internal(String),
+    #[error("{context}")]
+    Failed {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<StreamOutputError> for SinkError {
+    fn from(e: StreamOutputError) -> SinkError {
+        SinkError::new("stream", e)
+    }
+}
 use crate::stream::chain::ChainMemory;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,7 +69,8 @@ pub(crate) enum Output {
     Shared(Box<dyn Sink>),
     /// A file sink per round; `current` is the open one.
     Files {
-        template: FileSinkOptions,
+        spec: crate::sink::Output,
+        template: OpenContext,
         current: Option<Box<dyn Sink>>,
     },
 }
@@ -118,17 +139,22 @@ impl Core {
 
     /// Prepares the output for writing `range` with `entities` (opens a round's file sink).
     pub fn begin(&mut self, range: BlockRange, entities: EntitySet) -> Result<(), SinkError> {
-        if let Output::Files { template, current } = &mut self.output {
+        if let Output::Files {
+            spec,
+            template,
+            current,
+        } = &mut self.output
+        {
             if let Some(mut old) = current.take() {
                 old.finish(&mut self.scratch)?;
             }
-            let opts = FileSinkOptions {
+            let ctx = OpenContext {
                 range,
                 entities,
                 overwrite: true,
                 ..template.clone()
             };
-            *current = Some(Box::new(FileSink::open(opts)?));
+            *current = Some(spec.open(&ctx)?);
         }
         self.absorb();
         Ok(())
@@ -140,8 +166,8 @@ impl Core {
             Output::Files {
                 current: Some(s), ..
             } => Ok(s.as_mut()),
-            Output::Files { current: None, .. } => Err(SinkError::Other(
-                "internal error: no output file is open".into(),
+            Output::Files { current: None, .. } => Err(SinkError::from(
+                StreamOutputError::Internal("internal error: no output file is open".into()),
             )),
         }
     }
@@ -185,11 +211,11 @@ impl Core {
                 .zip(batch.start..)
                 .any(|(b, n)| b.number != n)
         {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(StreamOutputError::Internal(format!(
                 "batch of blocks {}..={} does not describe each of its blocks (needed to check \
                  parent hashes)",
                 batch.start, batch.end
-            )));
+            ))));
         }
         for b in &batch.blocks {
             self.chain.insert(b.number, &b.hash);
@@ -222,9 +248,11 @@ impl Core {
         self.scratch.extend_from_slice(&got);
         self.absorb();
         if self.last_store.elapsed() >= STORE_EVERY {
-            self.store().map_err(|e| SinkError::Custom {
-                context: "cannot store the checkpoint".into(),
-                source: Box::new(e),
+            self.store().map_err(|e| {
+                SinkError::from(StreamOutputError::Failed {
+                    context: "cannot store the checkpoint".into(),
+                    source: Box::new(e),
+                })
             })?;
         }
         Ok(got)
@@ -244,9 +272,11 @@ impl Core {
         }
         self.scratch.extend_from_slice(&got);
         self.absorb();
-        self.store().map_err(|e| SinkError::Custom {
-            context: "cannot store the checkpoint".into(),
-            source: Box::new(e),
+        self.store().map_err(|e| {
+            SinkError::from(StreamOutputError::Failed {
+                context: "cannot store the checkpoint".into(),
+                source: Box::new(e),
+            })
         })?;
         Ok(got)
     }
@@ -336,17 +366,17 @@ impl Sink for RoundSink {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
         let mut core = lock(&self.core);
         if self.base + batch.seq != core.next_seq() {
-            return Err(SinkError::Other(format!(
+            return Err(SinkError::from(StreamOutputError::Internal(format!(
                 "internal error: batch seq {} of blocks {}..={} arrived out of order",
                 batch.seq, batch.start, batch.end
-            )));
+            ))));
         }
         if let Err(m) = core.check_links(&batch) {
             core.mismatch = Some(m.clone());
-            return Err(SinkError::Custom {
+            return Err(SinkError::from(StreamOutputError::Failed {
                 context: "chain reorganisation detected".into(),
                 source: Box::new(m),
-            });
+            }));
         }
         core.write_blocks(batch).map(|_| ())
     }
