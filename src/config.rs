@@ -52,7 +52,7 @@ impl Endpoint {
         let mut ep = Endpoint::parse(url)?;
         ep.options = EndpointOptions::parse(words).map_err(|e| ConfigError::BadEndpointOption {
             url: ep.redacted().to_string(),
-            option: ep.sanitize(&e.option),
+            option: shown_option(&ep, &e.option),
             reason: e.reason,
         })?;
         Ok(ep)
@@ -111,6 +111,19 @@ impl Endpoint {
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.redactor.redacted())
+    }
+}
+
+/// An endpoint setting as shown in an error: a known key with its value, otherwise masked (a
+/// stray word after the URL is often the rest of a URL with a key in it).
+fn shown_option(ep: &Endpoint, option: &str) -> String {
+    const KNOWN: [&str; 5] = ["weight", "rps", "concurrency", "max-calls", "bill"];
+    match option.split_once('=') {
+        Some((k, _)) if KNOWN.contains(&k) => ep.sanitize(option),
+        Some((k, _)) if k.len() <= 20 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => {
+            format!("{k}={}", crate::redact::MASK)
+        }
+        _ => crate::redact::MASK.to_string(),
     }
 }
 
@@ -199,7 +212,7 @@ impl ExportConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             chunk_size: DEFAULT_CHUNK_SIZE,
-            output: Output(std::sync::Arc::new(crate::sink::null::NullOutput)),
+            output: Output::null(),
             overwrite: false,
             checkpoint: None,
             report: None,

@@ -622,3 +622,368 @@ fn kafka_flags_need_kafka_output() {
     ]);
     one_error_line(&out, &["kafka://host:port"]);
 }
+
+// ------------------------------------------------------------------------------------------------
+// one flag set, settings from the environment and a file, aliases
+// ------------------------------------------------------------------------------------------------
+
+/// `--help` of a command, parsed into flag → (value name, help text with whitespace folded).
+fn help_flags(command: &str) -> std::collections::BTreeMap<String, String> {
+    let out = ethetl(&[command, "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let options = text
+        .split("Options:")
+        .nth(1)
+        .expect("an Options section")
+        .split("\nExamples:")
+        .next()
+        .unwrap();
+    let mut flags = std::collections::BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in options.lines() {
+        let t = line.trim();
+        let starts_flag =
+            t.starts_with("--") || (t.starts_with('-') && t.chars().nth(2) == Some(','));
+        if starts_flag && line.starts_with("  ") && !line.starts_with("    ") {
+            if let Some((k, v)) = current.take() {
+                flags.insert(k, v);
+            }
+            let long = t
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap()
+                .trim_end_matches(',')
+                .to_string();
+            current = Some((long, t.to_string()));
+        } else if let Some((_, v)) = current.as_mut() {
+            v.push(' ');
+            v.push_str(t);
+        }
+    }
+    if let Some((k, v)) = current {
+        flags.insert(k, v);
+    }
+    flags
+        .into_iter()
+        .map(|(k, v)| (k, v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect()
+}
+
+#[test]
+fn export_and_stream_share_every_pipeline_flag() {
+    let export = help_flags("export");
+    let stream = help_flags("stream");
+    // Flags that only make sense for one command (or mean something else in each).
+    let export_only = ["--blocks", "--end-block", "--overwrite", "--start-block"];
+    let stream_only = [
+        "--lag",
+        "--poll-interval",
+        "--max-reorg-depth",
+        "--stop-at-block",
+        "--start-block",
+    ];
+    for (flag, help) in &export {
+        if export_only.contains(&flag.as_str()) {
+            continue;
+        }
+        let other = stream
+            .get(flag)
+            .unwrap_or_else(|| panic!("`ethetl stream` lacks {flag}"));
+        assert_eq!(help, other, "{flag} differs between export and stream");
+    }
+    for flag in stream.keys() {
+        assert!(
+            export.contains_key(flag) || stream_only.contains(&flag.as_str()),
+            "`ethetl export` lacks {flag}"
+        );
+    }
+    // The flags a rate-limited endpoint needs are among them.
+    for f in [
+        "--requests-per-second",
+        "--count-calls",
+        "--max-concurrency",
+        "--ca-bundle",
+        "--config",
+        "--http",
+    ] {
+        assert!(stream.contains_key(f) && export.contains_key(f), "{f}");
+    }
+}
+
+#[test]
+fn short_help_and_version() {
+    for args in [
+        &["-h"][..],
+        &["export", "-h"],
+        &["stream", "-h"],
+        &["config", "-h"],
+    ] {
+        let out = ethetl(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+    for flag in ["-V", "--version"] {
+        let out = ethetl(&[flag]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ethetl "));
+    }
+}
+
+/// Runs `ethetl config CMD args...` with `env` set (and nothing else of ethetl's).
+fn config_of(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
+    cmd.arg("config").args(args).env_remove("ETH_RPC_URL");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETHETL_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run ethetl config")
+}
+
+/// The `key = value  # source` line of `key` in `ethetl config` output.
+fn setting<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{stdout}"))
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ethetl.toml");
+    std::fs::write(
+        &file,
+        "# comment\nrpc = \"https://node.example/v2/FILESECRETKEY\"\nbatch-size = 9\ntimeout = 33\n\
+         chunk_size = 500\n[stream]\nlag = 7\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let out = config_of(
+        &[
+            "export",
+            "--config",
+            &path,
+            "--blocks",
+            "100:+10",
+            "--output",
+            "null",
+            "--batch-size",
+            "3",
+            "--provider-uri=http://127.0.0.1:1",
+        ],
+        &[("ETHETL_TIMEOUT", "44"), ("ETHETL_QUIET", "yes")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        setting(&stdout, "batch-size").contains("= 3")
+            && setting(&stdout, "batch-size").contains("# flag --batch-size")
+    );
+    assert!(
+        setting(&stdout, "timeout").contains("= 44")
+            && setting(&stdout, "timeout").contains("environment ETHETL_TIMEOUT")
+    );
+    assert!(
+        setting(&stdout, "chunk-size").contains("= 500")
+            && setting(&stdout, "chunk-size").contains(":5")
+    );
+    assert!(setting(&stdout, "rpc").contains("flag --provider-uri"));
+    assert!(setting(&stdout, "quiet").contains("= true"));
+    assert!(setting(&stdout, "max-retries").contains("# default"));
+    assert!(!stdout.contains("\nlag ="), "{stdout}");
+
+    // The file's rpc is a secret path: shown redacted.
+    let out = config_of(&["stream", "--output", "null"], &[("ETHETL_CONFIG", &path)]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(setting(&stdout, "lag").contains("= 7"), "{stdout}");
+    assert!(
+        setting(&stdout, "rpc").contains(&format!("file {path}:2")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FILESECRETKEY"), "{stdout}");
+
+    // A Kafka password given with -X is never printed.
+    let out = config_of(
+        &[
+            "export",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "-b",
+            "1",
+            "-o",
+            "kafka://127.0.0.1:9",
+            "-X",
+            "sasl.password=KAFKAPASSWORD",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("KAFKAPASSWORD"), "{stdout}");
+}
+
+#[test]
+fn bad_settings_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "rpc = \"http://h/v2/SECRETINFILE\"\nbatchsize = 3\n").unwrap();
+    let path = file.display().to_string();
+    let out = ethetl(&["export", "--config", &path, "-b", "1", "-o", "null"]);
+    let line = one_error_line(&out, &[&path, ":2", "unknown key `batchsize`"]);
+    assert!(!line.contains("SECRETINFILE"), "{line}");
+
+    std::fs::write(&file, "batch-size = \"many\"\n").unwrap();
+    let out = ethetl(&[
+        "export",
+        "--config",
+        &path,
+        "--rpc",
+        "http://127.0.0.1:1",
+        "-b",
+        "1",
+        "-o",
+        "null",
+    ]);
+    one_error_line(&out, &["--batch-size", "many"]);
+
+    let out = ethetl_with(
+        &["export", "-b", "1", "-o", "null"],
+        &[("ETHETL_RPC", "http://h:1 /v1/ENVSECRET")],
+    );
+    let line = one_error_line(&out, &["rpc"]);
+    assert!(!line.contains("ENVSECRET"), "{line}");
+
+    let out = ethetl_with(
+        &[
+            "export",
+            "-b",
+            "1",
+            "-o",
+            "null",
+            "--rpc",
+            "http://127.0.0.1:1",
+        ],
+        &[("ETHETL_OVERWRITE", "perhaps")],
+    );
+    one_error_line(&out, &["ETHETL_OVERWRITE"]);
+
+    let out = ethetl(&["export", "--config", "/nonexistent/ethetl.toml", "-b", "1"]);
+    one_error_line(&out, &["/nonexistent/ethetl.toml"]);
+}
+
+#[test]
+fn foreign_flag_names_point_at_ethetls() {
+    let out = ethetl(&["export", "-p", "http://127.0.0.1:1"]);
+    one_error_line(&out, &["-p", "--rpc"]);
+    let out = ethetl(&["stream", "--period-seconds", "5"]);
+    one_error_line(&out, &["--period-seconds", "--poll-interval"]);
+    let out = ethetl(&["export", "--last-synced-block-file", "x"]);
+    one_error_line(&out, &["--checkpoint"]);
+    // Aliases that mean the same are taken.
+    let out = ethetl(&[
+        "config",
+        "export",
+        "--provider-uri",
+        "http://127.0.0.1:1",
+        "--max-workers",
+        "3",
+        "--max-concurrent-requests",
+        "2",
+        "-b",
+        "1",
+        "-o",
+        "null",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(setting(&stdout, "io-threads").contains("= 3"));
+    assert!(setting(&stdout, "max-concurrency").contains("= 2"));
+}
+
+#[test]
+fn unknown_output_schemes_are_refused_without_echoing_the_url() {
+    for url in [
+        "s3://AKIAKEY:SECRETPW@bucket/path",
+        "postgresql://etl:SECRETPW@db/chain",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ethetl"))
+            .current_dir(dir.path())
+            .args([
+                "export",
+                "--rpc",
+                "http://127.0.0.1:1",
+                "-b",
+                "1",
+                "-o",
+                url,
+            ])
+            .env_remove("ETH_RPC_URL")
+            .output()
+            .unwrap();
+        let scheme = url.split("://").next().unwrap();
+        let line = one_error_line(&out, &[&format!("`{scheme}://`"), "kafka://"]);
+        assert!(
+            !line.contains("SECRETPW") && !line.contains("AKIAKEY"),
+            "{line}"
+        );
+        assert!(files_under(dir.path()).is_empty(), "nothing may be created");
+    }
+}
+
+#[test]
+fn a_closed_stderr_is_not_a_panic() {
+    // `ethetl ... 2>&1 | head -c 0`: the reader is gone before the error is printed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl"))
+        .args(["export", "--blocks", "bad-range", "-o", "null"])
+        .env_remove("ETH_RPC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "exit 2, not a panic (101)");
+}
+
+fn ethetl_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
+    cmd.args(args).env_remove("ETH_RPC_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).output().expect("run ethetl")
+}

@@ -10,7 +10,7 @@
 mod kafka_util;
 
 use ethetl::pipeline::msg::{BlockMeta, DecodedBatch, Entity, EntitySet, RowBuf, RowFormat};
-use ethetl::sink::kafka::{topic_name, KafkaOptions, KafkaSink};
+use ethetl::sink::kafka::{topic_name, KafkaOptions, KafkaSink, KafkaSinkError};
 use ethetl::sink::{Sink, SinkError};
 use kafka_util::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -307,7 +307,9 @@ fn unknown_setting_is_named_and_its_value_hidden() {
     let mut opts = options("127.0.0.1:1", "x", 1, &[Entity::Blocks]);
     opts.overrides = vec![("sasl.pasword".into(), "hunter2".into())];
     let err = KafkaSink::open(opts).expect_err("must fail");
-    assert!(matches!(&err, SinkError::KafkaConfig { key, .. } if key == "sasl.pasword"));
+    assert!(
+        matches!(err.downcast_ref(), Some(KafkaSinkError::Config { key, .. }) if key == "sasl.pasword")
+    );
     let chain = error_chain(&err);
     assert!(chain.contains("sasl.pasword"), "{chain}");
     assert!(!chain.contains("hunter2"), "{chain}");
@@ -315,7 +317,9 @@ fn unknown_setting_is_named_and_its_value_hidden() {
     let mut opts = options("127.0.0.1:1", "x", 1, &[Entity::Blocks]);
     opts.overrides = vec![("acks".into(), "several".into())];
     let err = KafkaSink::open(opts).expect_err("must fail");
-    assert!(matches!(&err, SinkError::KafkaConfig { key, .. } if key == "acks"));
+    assert!(
+        matches!(err.downcast_ref(), Some(KafkaSinkError::Config { key, .. }) if key == "acks")
+    );
 }
 
 #[test]
@@ -327,9 +331,9 @@ fn unreachable_brokers_fail_at_open() {
     };
     let addr = format!("127.0.0.1:{port}");
     let err = KafkaSink::open(options(&addr, "x", 1, &[Entity::Blocks])).expect_err("must fail");
-    match &err {
-        SinkError::KafkaConnect { brokers, .. } => assert_eq!(brokers, &addr),
-        other => panic!("wrong error: {}", error_chain(other)),
+    match err.downcast_ref() {
+        Some(KafkaSinkError::Connect { brokers, .. }) => assert_eq!(brokers, &addr),
+        _ => panic!("wrong error: {}", error_chain(&err)),
     }
 }
 
@@ -558,19 +562,19 @@ fn mock_permanent_delivery_failure_stops_and_is_never_durable() {
     let err = poll_until(&mut sink, &mut durable, 2, Duration::from_secs(30))
         .expect_err("the failure must surface from poll");
     assert_eq!(durable, vec![0], "the failed batch must not be durable");
-    match &err {
-        SinkError::KafkaDelivery {
+    match err.downcast_ref() {
+        Some(KafkaSinkError::Delivery {
             topic,
             partition,
             block,
             ..
-        } => {
+        }) => {
             assert_eq!(topic, &topic_name(&prefix, Entity::Blocks));
             assert_eq!(*partition, 0);
             let b: u64 = block.parse().expect("block number");
             assert!((6..=10).contains(&b), "block {b}");
         }
-        other => panic!("wrong error: {}", error_chain(other)),
+        _ => panic!("wrong error: {}", error_chain(&err)),
     }
     // Later calls keep failing; finish too.
     assert!(sink.write(batch(2, 11, 12, &[Entity::Blocks])).is_err());
@@ -594,7 +598,7 @@ fn mock_delivery_times_out_while_broker_stays_down() {
     assert!(durable.is_empty());
     let chain = error_chain(&err);
     assert!(
-        matches!(err, SinkError::KafkaDelivery { .. }),
+        matches!(err.downcast_ref(), Some(KafkaSinkError::Delivery { .. })),
         "wrong error: {chain}"
     );
     assert!(chain.to_lowercase().contains("timed out"), "{chain}");
@@ -638,7 +642,7 @@ fn mock_idempotence_errors_stop_or_recover() {
         } else {
             let e = polled.expect_err("must fail");
             assert!(
-                matches!(e, SinkError::KafkaDelivery { .. }),
+                matches!(e.downcast_ref(), Some(KafkaSinkError::Delivery { .. })),
                 "{}",
                 error_chain(&e)
             );

@@ -510,7 +510,7 @@ fn reorg_rows_land_in_their_own_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut cfg = config(&node, 0);
-    cfg.export.output = ethetl::config::Output::Dir(out.clone());
+    cfg.export.output = ethetl::config::Output::dir(out.clone());
     cfg.export.chunk_size = 4;
     let streamer = Streamer::new(cfg);
     let metrics = streamer.metrics();
@@ -1589,5 +1589,65 @@ fn kafka_output_gets_reorg_rows_in_their_own_topic() {
             ordered: false,
             complete: true,
         },
+    );
+}
+
+#[test]
+fn stream_honours_the_rate_limit_flags() {
+    // The binary with --requests-per-second: the node's own clock sees no second with more
+    // pipeline requests than the limit allows (plus head polls, which are not batches).
+    let node = DevNode::start(NodeConfig::generated(gen(40, 9))).expect("start dev node");
+    let first = START;
+    let out_dir = tempfile::tempdir().unwrap();
+    let url = node.url();
+    let start = first.to_string();
+    let stop = (first + 29).to_string();
+    let out = out_dir.path().display().to_string();
+    let child = spawn(&args(&[
+        "stream",
+        "--rpc",
+        &url,
+        "--start-block",
+        &start,
+        "--stop-at-block",
+        &stop,
+        "--batch-size",
+        "1",
+        "--requests-per-second",
+        "10",
+        "--max-concurrency",
+        "2",
+        "--poll-interval",
+        "0.05",
+        "--output",
+        &out,
+        "--quiet",
+    ]));
+    let mut child = child;
+    let p = pipes(&mut child);
+    let o = finish(child, p, 60);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        file_blocks(out_dir.path()),
+        (first..=first + 29).collect::<Vec<_>>()
+    );
+    let s = node.stats();
+    // 30 one-block batches at 10/s take about 3 s; head polls add a few more requests.
+    assert!(s.rpc_requests >= 30, "{s:?}");
+    let batches_per_second = s.max_requests_in(1);
+    assert!(
+        batches_per_second <= 10 + 1 + 4,
+        "{:?}",
+        s.requests_per_second
+    );
+    assert!(
+        s.requests_per_second.len() >= 3,
+        "{:?}",
+        s.requests_per_second
     );
 }

@@ -92,6 +92,10 @@ pub enum RunError {
         block: u64,
         range: BlockRange,
     },
+    #[error(
+        "the output's progress record holds block {block}, outside the requested range {range}"
+    )]
+    ProgressOutOfRange { block: u64, range: BlockRange },
     #[error("cannot start the {what}")]
     Start {
         what: &'static str,
@@ -191,13 +195,27 @@ impl Resume {
             return Ok(resume);
         };
         checkpoint::check_writable(path)?;
-        if let Some(cp) = checkpoint::read_checkpoint(path)? {
+        let cp = checkpoint::read_checkpoint(path)?;
+        resume = Resume::at(requested, cp).map_err(|block| RunError::CheckpointOutOfRange {
+            path: path.clone(),
+            block,
+            range: requested,
+        })?;
+        Ok(resume)
+    }
+
+    /// Where a run of `requested` starts when `checkpoint` blocks are done (from the checkpoint
+    /// file or a sink's own progress record); `Err(block)` when the block is outside the range
+    /// (it must be between the block before the start and the end).
+    pub fn at(requested: BlockRange, checkpoint: Option<u64>) -> Result<Resume, u64> {
+        let mut resume = Resume {
+            requested,
+            range: requested,
+            checkpoint: None,
+        };
+        if let Some(cp) = checkpoint {
             if cp > requested.end || cp.saturating_add(1) < requested.start {
-                return Err(RunError::CheckpointOutOfRange {
-                    path: path.clone(),
-                    block: cp,
-                    range: requested,
-                });
+                return Err(cp);
             }
             resume.checkpoint = Some(cp);
             if cp < requested.end {
@@ -346,6 +364,23 @@ pub(crate) fn run_with_decoder(
     decode_fn: DecodeFn,
     hooks: &RunHooks,
 ) -> Result<RunReport, RunError> {
+    let mut sink = sink;
+    // A sink that stores progress with its data says where to resume; the checkpoint file
+    // is not used then.
+    let owned;
+    let (resume, checkpoint_file) = if sink.owns_progress() {
+        let point = sink
+            .resume_point()
+            .map_err(|source| RunError::OpenSink { source })?;
+        owned =
+            Resume::at(resume.requested, point).map_err(|block| RunError::ProgressOutOfRange {
+                block,
+                range: resume.requested,
+            })?;
+        (&owned, None)
+    } else {
+        (resume, config.checkpoint.as_deref())
+    };
     let range = resume.range;
     let mut report = RunReport {
         first_block: range.start,
@@ -417,7 +452,7 @@ pub(crate) fn run_with_decoder(
         ctl: &ctl,
     };
     let sink_shared = SinkShared {
-        checkpoint: config.checkpoint.as_deref(),
+        checkpoint: checkpoint_file,
         progress: &progress,
         ctl: &ctl,
     };
@@ -577,6 +612,15 @@ fn sink_thread(
     let mut stored: Option<u64> = None;
     let mut last_store = Instant::now();
     let mut input_open = true;
+    // The last block handed to `Sink::completed`.
+    let mut told: Option<u64> = None;
+    let tell = |sink: &mut dyn Sink, cp: Option<u64>, told: &mut Option<u64>| match cp {
+        Some(block) if *told != Some(block) => {
+            *told = Some(block);
+            sink.completed(block)
+        }
+        _ => Ok(()),
+    };
 
     let fail = |during: String, source: SinkError| {
         sh.ctl.fail(RunError::Sink { during, source });
@@ -661,6 +705,11 @@ fn sink_thread(
             return out;
         }
         advance(&mut durable, &mut watermark, &mut ends, &mut out.checkpoint);
+        if let Err(e) = tell(&mut *sink, out.checkpoint, &mut told) {
+            fail("recording progress".into(), e);
+            store(out.checkpoint, &mut stored);
+            return out;
+        }
         if last_store.elapsed() >= CHECKPOINT_EVERY {
             if !store(out.checkpoint, &mut stored) {
                 return out;
@@ -681,6 +730,9 @@ fn sink_thread(
         return out;
     }
     advance(&mut durable, &mut watermark, &mut ends, &mut out.checkpoint);
+    if let Err(e) = tell(&mut *sink, out.checkpoint, &mut told) {
+        fail("recording progress".into(), e);
+    }
     store(out.checkpoint, &mut stored);
     sh.progress.update(
         out.written_blocks,
@@ -974,6 +1026,94 @@ mod tests {
         (start..=end)
             .flat_map(|n| format!("{n}\n").into_bytes())
             .collect()
+    }
+
+    /// A [`Recorder`] that keeps its own progress record, as a database sink would.
+    struct OwnsProgress {
+        inner: Recorder,
+        stored: Option<u64>,
+        completed: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Sink for OwnsProgress {
+        fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
+            self.inner.write(batch)
+        }
+        fn poll(&mut self, t: Duration, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+            self.inner.poll(t, durable)
+        }
+        fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
+            self.inner.finish(durable)
+        }
+        fn owns_progress(&self) -> bool {
+            true
+        }
+        fn resume_point(&mut self) -> Result<Option<u64>, SinkError> {
+            Ok(self.stored)
+        }
+        fn completed(&mut self, block: u64) -> Result<(), SinkError> {
+            self.completed.lock().unwrap().push(block);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_owns_progress_decides_where_to_resume() {
+        let node = Node::start(|_, _| Act::Answer);
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(&node, 1000, 1199);
+        // A checkpoint file that says otherwise is neither read nor written.
+        c.checkpoint = Some(dir.path().join("cp.txt"));
+        std::fs::write(dir.path().join("cp.txt"), "1010\n").unwrap();
+        let rec = Recorder::default();
+        let completed = Arc::new(Mutex::new(Vec::new()));
+        let sink = OwnsProgress {
+            inner: rec.clone(),
+            stored: Some(1099),
+            completed: Arc::clone(&completed),
+        };
+        let resume = Resume::load(&c).unwrap();
+        let report = run_with_decoder(
+            &c,
+            &resume,
+            Box::new(sink),
+            Arc::default(),
+            fake_decode,
+            &RunHooks::default(),
+        )
+        .unwrap();
+        assert_eq!(*rec.rows.lock().unwrap(), expected_rows(1100, 1199));
+        assert_eq!(report.blocks, 100);
+        assert_eq!(report.checkpoint, Some(1199));
+        let completed = completed.lock().unwrap().clone();
+        assert_eq!(completed.last(), Some(&1199));
+        assert!(completed.windows(2).all(|w| w[0] < w[1]), "{completed:?}");
+        assert!(completed.iter().all(|b| (1100..=1199).contains(b)));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cp.txt")).unwrap(),
+            "1010\n"
+        );
+        // A progress record outside the range is refused before any request.
+        let sink = OwnsProgress {
+            inner: Recorder::default(),
+            stored: Some(5),
+            completed: Arc::default(),
+        };
+        let before = node.requests.load(Ordering::SeqCst);
+        let e = run_with_decoder(
+            &c,
+            &resume,
+            Box::new(sink),
+            Arc::default(),
+            fake_decode,
+            &RunHooks::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, RunError::ProgressOutOfRange { block: 5, .. }),
+            "{e}"
+        );
+        assert_eq!(node.requests.load(Ordering::SeqCst), before);
     }
 
     #[test]

@@ -186,6 +186,26 @@ pub trait OutputSpec: std::fmt::Debug + Send + Sync {
 pub struct Output(pub Arc<dyn OutputSpec>);
 
 impl Output {
+    /// `DIR/<entity>/<first>-<last>.<ext>` files.
+    pub fn dir(dir: impl Into<std::path::PathBuf>) -> Output {
+        Output(Arc::new(file::DirOutput { dir: dir.into() }))
+    }
+
+    /// JSONL stream items (or CSV of one entity) on stdout.
+    pub fn stdout() -> Output {
+        Output(Arc::new(stdout::StdoutOutput))
+    }
+
+    /// Decode and count, write nothing.
+    pub fn null() -> Output {
+        Output(Arc::new(null::NullOutput))
+    }
+
+    /// Kafka with these options (their `entities` are set when the sink opens).
+    pub fn kafka(options: kafka::KafkaOptions) -> Output {
+        Output(Arc::new(options))
+    }
+
     /// The sink's name (`files`, `stdout`, `null`, `kafka`).
     pub fn kind(&self) -> &'static str {
         self.0.kind()
@@ -306,7 +326,7 @@ mod tests {
         let e = parse("s3://user:SECRETPW@bucket/path")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`s3`") && e.contains("kafka://"), "{e}");
+        assert!(e.contains("`s3://`") && e.contains("kafka://"), "{e}");
         assert!(!e.contains("SECRETPW") && !e.contains("bucket"), "{e}");
         assert!(matches!(parse(""), Err(ConfigError::NoOutput)));
     }

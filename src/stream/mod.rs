@@ -113,7 +113,7 @@ pub struct StreamConfig {
 
 impl StreamConfig {
     /// A stream of the given endpoint(s) with every default: no lag, start at the head, poll
-    /// every 10 s, default entities, JSONL, output [`Output::Null`] (or the sink given to
+    /// every 10 s, default entities, JSONL, output `null` (or the sink given to
     /// [`Streamer::sink`]), no checkpoint, quiet. Adjust the public fields after.
     pub fn new(rpc: &str) -> Result<StreamConfig, ConfigError> {
         Ok(StreamConfig {
