@@ -114,16 +114,17 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// An endpoint setting as shown in an error: a known key with its value, otherwise masked (a
-/// stray word after the URL is often the rest of a URL with a key in it).
+/// An endpoint setting as shown in an error: `key=value` unless the key looks like it holds a
+/// credential (`apikey=`, `token=`, ...), then `key=***`; a stray word that is not `key=value`
+/// is masked whole (it is often the rest of a URL with a key in it, after a space).
 fn shown_option(ep: &Endpoint, option: &str) -> String {
-    const KNOWN: [&str; 5] = ["weight", "rps", "concurrency", "max-calls", "bill"];
+    const SECRET: [&str; 7] = ["key", "token", "secret", "pass", "auth", "cred", "sig"];
     match option.split_once('=') {
-        Some((k, _)) if KNOWN.contains(&k) => ep.sanitize(option),
-        Some((k, _)) if k.len() <= 20 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => {
-            format!("{k}={}", crate::redact::MASK)
+        Some((k, _)) if SECRET.iter().any(|w| k.to_ascii_lowercase().contains(w)) => {
+            format!("{}={}", ep.sanitize(k), crate::redact::MASK)
         }
-        _ => crate::redact::MASK.to_string(),
+        Some(_) => ep.sanitize(option),
+        None => crate::redact::MASK.to_string(),
     }
 }
 

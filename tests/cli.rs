@@ -735,19 +735,10 @@ fn short_help_and_version() {
 
 /// Runs `ethetl config CMD args...` with `env` set (and nothing else of ethetl's).
 fn config_of(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
-    cmd.arg("config").args(args).env_remove("ETH_RPC_URL");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETHETL_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::null())
-        .output()
-        .expect("run ethetl config")
+    let all: Vec<&str> = std::iter::once("config")
+        .chain(args.iter().copied())
+        .collect();
+    ethetl_with(&all, env)
 }
 
 /// The `key = value  # source` line of `key` in `ethetl config` output.
@@ -879,6 +870,17 @@ fn bad_settings_are_one_clear_line() {
     );
     let line = one_error_line(&out, &["rpc"]);
     assert!(!line.contains("ENVSECRET"), "{line}");
+    let out = ethetl(&[
+        "export",
+        "-b",
+        "1",
+        "-o",
+        "null",
+        "--rpc",
+        "http://h:1 apikey=KEYSECRET",
+    ]);
+    let line = one_error_line(&out, &["apikey=***"]);
+    assert!(!line.contains("KEYSECRET"), "{line}");
 
     let out = ethetl_with(
         &[
@@ -979,9 +981,15 @@ fn a_closed_stderr_is_not_a_panic() {
     assert_eq!(status.code(), Some(2), "exit 2, not a panic (101)");
 }
 
+/// Runs the binary with `env` set and no `ETH_RPC_URL` or `ETHETL_*` variable of the caller's.
 fn ethetl_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
     cmd.args(args).env_remove("ETH_RPC_URL");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETHETL_") {
+            cmd.env_remove(k);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1073,15 +1073,17 @@ mod tests {
             completed: Arc::clone(&completed),
         };
         let resume = Resume::load(&c).unwrap();
-        let report = run_with_decoder(
-            &c,
-            &resume,
-            Box::new(sink),
-            Arc::default(),
-            fake_decode,
-            &RunHooks::default(),
-        )
-        .unwrap();
+        let go = |sink: OwnsProgress| {
+            run_with_decoder(
+                &c,
+                &resume,
+                Box::new(sink),
+                Arc::default(),
+                fake_decode,
+                &RunHooks::default(),
+            )
+        };
+        let report = go(sink).unwrap();
         assert_eq!(*rec.rows.lock().unwrap(), expected_rows(1100, 1199));
         assert_eq!(report.blocks, 100);
         assert_eq!(report.checkpoint, Some(1199));
@@ -1100,15 +1102,7 @@ mod tests {
             completed: Arc::default(),
         };
         let before = node.requests.load(Ordering::SeqCst);
-        let e = run_with_decoder(
-            &c,
-            &resume,
-            Box::new(sink),
-            Arc::default(),
-            fake_decode,
-            &RunHooks::default(),
-        )
-        .unwrap_err();
+        let e = go(sink).unwrap_err();
         assert!(
             matches!(e, RunError::ProgressOutOfRange { block: 5, .. }),
             "{e}"
