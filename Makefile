@@ -3,6 +3,10 @@
 #   make demo    local node on a generated chain -> ./out (no external services)
 #   make test    everything CI runs: system packages, a local Kafka broker, all tests, lint
 #
+# The workspace: the product crate `ethetl` (this directory) and `devnode/` (ethetl-devnode,
+# the local JSON-RPC node that the tests, the demo and the benchmarks run against; never part of
+# the product). Every target below covers both.
+#
 # System packages the build needs (Debian/Ubuntu names): gcc, g++, make, perl, pkg-config,
 # libssl-dev, zlib1g-dev (librdkafka is compiled from the rdkafka crate's bundled sources).
 
@@ -25,22 +29,23 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+## Release binaries: target/release/ethetl and target/release/ethetl-devnode.
 build: deps
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace --bins
 
 ## The whole test suite, as CI runs it. Idempotent: reuses a running broker.
 test: deps
 	@if [ -n "$$CI" ] && [ ! -d ../shared/fixtures ]; then \
 	  echo "error: CI is set but ../shared/fixtures is missing (the conformance tests need it)"; exit 2; fi
-	$(CARGO) build --all-targets
+	$(CARGO) build --workspace --all-targets
 	./scripts/kafka-up.sh
-	KAFKA_BROKERS="$${KAFKA_BROKERS:-$$(cat .kafka/brokers)}" $(CARGO) test --all-targets
-	$(CARGO) test --doc
+	KAFKA_BROKERS="$${KAFKA_BROKERS:-$$(cat .kafka/brokers)}" $(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
 	$(MAKE) lint
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

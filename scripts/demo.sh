@@ -7,7 +7,7 @@ blocks="${1:-200}"
 seed="${2:-42}"
 start=20000000
 
-cargo build --release --bins
+cargo build --release --workspace --bins
 bin=target/release
 work="$(mktemp -d)"
 "$bin/ethetl-devnode" --generate "$blocks" --seed "$seed" --start-block "$start" >"$work/node.out" 2>"$work/node.err" &

@@ -2,7 +2,7 @@
 //! `eth_getLogs` filters, generated-chain consistency, determinism and realistic shapes, and the
 //! `ethetl-devnode` binary (first stdout line, signals, `--exit-after`, loopback only).
 
-use ethetl::devnode::{
+use ethetl_devnode::{
     generate_chain, DevNode, DevNodeError, Era, GenConfig, GeneratedChain, NodeConfig, UnknownBlock,
 };
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
@@ -1276,7 +1276,7 @@ impl Drop for Spawned {
 }
 
 fn spawn(args: &[&str]) -> Spawned {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
+    let mut child = Command::new(ethetl_devnode::locate::binary().unwrap())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1372,14 +1372,14 @@ fn binary_generates_stops_on_sigterm_and_after_exit_after() {
 
 #[test]
 fn binary_refuses_non_loopback_and_bad_flags() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
+    let out = Command::new(ethetl_devnode::locate::binary().unwrap())
         .args(["--host", "0.0.0.0", "--exit-after", "0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
+    let out = Command::new(ethetl_devnode::locate::binary().unwrap())
         .args(["--era", "frontier"])
         .output()
         .unwrap();

@@ -4,11 +4,11 @@
 //! `eth_getTransactionReceipt` fallback when `eth_getBlockReceipts` is missing, request timing
 //! statistics, the growing chain and its reorgs, and the binary's flags for all of this.
 
-use ethetl::devnode::{
+use ethetl::pipeline::msg::RangeJob;
+use ethetl_devnode::{
     generate_chain, DevNode, Era, FaultKind, FaultSpec, GenConfig, GeneratedChain, Growth,
     NodeConfig,
 };
-use ethetl::pipeline::msg::RangeJob;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -444,7 +444,7 @@ fn item_faults_alter_exactly_one_item() {
 // schedule and retries
 // ------------------------------------------------------------------------------------------------
 
-fn observe(spec: &FaultSpec, seed: u64, n: u64) -> (Vec<Seen>, ethetl::devnode::NodeStats) {
+fn observe(spec: &FaultSpec, seed: u64, n: u64) -> (Vec<Seen>, ethetl_devnode::NodeStats) {
     let node = node_with(3, |c| {
         c.faults = spec.clone();
         c.fault_seed = seed;
@@ -989,7 +989,7 @@ fn reorgs_need_a_generated_chain() {
     });
     assert!(matches!(
         err,
-        Err(ethetl::devnode::DevNodeError::Config { .. })
+        Err(ethetl_devnode::DevNodeError::Config { .. })
     ));
     let ok = DevNode::start(NodeConfig {
         growth,
@@ -1006,7 +1006,7 @@ fn reorgs_need_a_generated_chain() {
 fn binary_injects_faults_grows_and_reports() {
     let spec = "503:0.5";
     let parsed: FaultSpec = spec.parse().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
+    let mut child = Command::new(ethetl_devnode::locate::binary().unwrap())
         .args([
             "--generate",
             "50",
@@ -1062,7 +1062,7 @@ fn binary_injects_faults_grows_and_reports() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("503 {n503}")), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
+    let out = Command::new(ethetl_devnode::locate::binary().unwrap())
         .args(["--faults", "teapot:0.1", "--exit-after", "0"])
         .output()
         .unwrap();

@@ -4,7 +4,7 @@
 //! stdout and the null sink; resuming from a checkpoint, interrupting with SIGINT, `--overwrite`,
 //! no receipt calls unless needed, and identical output whatever the thread and batch settings.
 
-use ethetl::devnode::{generate_chain, DevNode, Era, GenConfig, NodeConfig};
+use ethetl_devnode::{generate_chain, DevNode, Era, GenConfig, NodeConfig};
 use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, LazyValue};
 use std::collections::BTreeMap;
 use std::io::Read;

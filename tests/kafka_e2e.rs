@@ -8,9 +8,9 @@
 
 mod kafka_util;
 
-use ethetl::devnode::{DevNode, FaultKind, FaultSpec, GenConfig, NodeConfig};
 use ethetl::pipeline::msg::Entity;
 use ethetl::sink::kafka::topic_name;
+use ethetl_devnode::{DevNode, FaultKind, FaultSpec, GenConfig, NodeConfig};
 use kafka_util::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 use std::collections::{BTreeMap, HashMap};

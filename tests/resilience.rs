@@ -10,12 +10,12 @@
 //! and no API key in anything the binary prints or writes.
 
 use ethetl::config::{BlockRange, ExportConfig};
-use ethetl::devnode::{DevNode, Era, FaultKind, FaultSpec, GenConfig, NodeConfig, NodeStats};
 use ethetl::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use ethetl::pipeline::run::{error_chain, run_export};
 use ethetl::rpc::retry::Cause;
 use ethetl::sink::{Sink, SinkError};
 use ethetl::stats::RunReport;
+use ethetl_devnode::{DevNode, Era, FaultKind, FaultSpec, GenConfig, NodeConfig, NodeStats};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -138,7 +138,7 @@ fn clean_generated() -> &'static Rows {
         let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
         let (rows, report) = export(&config(&node.url(), gen_range(), all_entities(), 10));
         // Independent check of the baseline: every block and transaction is there.
-        let chain = ethetl::devnode::generate_chain(&gen_config());
+        let chain = ethetl_devnode::generate_chain(&gen_config());
         assert_eq!(report.blocks, BLOCKS);
         assert_eq!(report.transactions, chain.tx_count());
         assert_eq!(report.logs, chain.log_count());

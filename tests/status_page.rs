@@ -5,7 +5,7 @@
 //! numbers `/stats` serves and a drawn chart. Without Chromium the test is skipped with a
 //! message, unless CI is set (then it fails).
 
-use ethetl::devnode::{DevNode, GenConfig, NodeConfig};
+use ethetl_devnode::{DevNode, GenConfig, NodeConfig};
 use sonic_rs::JsonValueTrait;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -7,10 +7,10 @@
 //! Prometheus text parser, `/stats`, `/healthz`).
 
 use ethetl::callback::{items, BlockItem, ReorgItem, TransactionItem};
-use ethetl::devnode::{DevNode, GenConfig, Growth, NodeConfig, ReorgEvent};
 use ethetl::metrics::Metrics;
 use ethetl::stream::{StreamConfig, StreamError, StreamReport, Streamer};
 use ethetl::{DecodedBatch, Entity};
+use ethetl_devnode::{DevNode, GenConfig, Growth, NodeConfig, ReorgEvent};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -1193,7 +1193,7 @@ fn metrics_stats_and_health_over_http() {
         thread::sleep(Duration::from_millis(50));
     };
     // The generator's own transaction and log counts.
-    let chain = ethetl::devnode::generate_chain(&gen(blocks, 5));
+    let chain = ethetl_devnode::generate_chain(&gen(blocks, 5));
     let txs: u64 = chain.blocks.iter().map(|b| b.tx_hashes.len() as u64).sum();
     let logs: u64 = chain
         .blocks

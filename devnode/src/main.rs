@@ -1,5 +1,5 @@
 //! `ethetl-devnode`: a local JSON-RPC node for ethetl's tests, demos and benchmarks (see
-//! [`ethetl::devnode`]). Prints its address as the first stdout line, then serves until
+//! [`ethetl_devnode`]). Prints its address as the first stdout line, then serves until
 //! SIGINT/SIGTERM or `--exit-after`; optionally injects reproducible faults, grows the chain
 //! over time and reorganises it. Prints traffic, faults and reorgs on exit.
 
@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use argh::FromArgs;
-use ethetl::devnode::{DevNode, Era, FaultSpec, GenConfig, Growth, NodeConfig, UnknownBlock};
+use ethetl_devnode::{DevNode, Era, FaultSpec, GenConfig, Growth, NodeConfig, UnknownBlock};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
