@@ -1,10 +1,11 @@
 //! The dev node over real HTTP: fixture answers byte-for-byte, batches, geth error codes,
 //! `eth_getLogs` filters, generated-chain consistency, determinism and realistic shapes, and the
-//! `ethetl-devnode` binary (first stdout line, signals, `--exit-after`, loopback only).
+//! `ethetl-devnode` binary (first stdout line, signals, `--exit-after`, loopback only,
+//! `--version`/`-V` and `--help`/`-h`).
 
 mod common;
 
-use common::{mainnet_fixtures, read_text, run_devnode, DevnodeProcess};
+use common::{mainnet_fixtures, read_text, run_devnode, stderr_of, DevnodeProcess};
 use ethetl_devnode::{
     generate_chain, DevNode, DevNodeError, Era, GenConfig, GeneratedChain, NodeConfig, UnknownBlock,
 };
@@ -1340,4 +1341,47 @@ fn binary_refuses_non_loopback_and_bad_flags() {
     let out = run_devnode(&["--era", "frontier"], LIMIT);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown era"));
+}
+
+#[test]
+fn binary_prints_its_version_and_help() {
+    let version = format!("ethetl-devnode {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = run_devnode(&[flag], LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), version, "{flag}");
+        assert!(out.stderr.is_empty(), "{flag}: {}", stderr_of(&out));
+    }
+    // A version flag among others still only prints the version (nothing is served).
+    let out = run_devnode(&["--generate", "1", "--version"], LIMIT);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), version);
+
+    let long = run_devnode(&["--help"], LIMIT);
+    assert_eq!(long.status.code(), Some(0), "{}", stderr_of(&long));
+    let help = String::from_utf8_lossy(&long.stdout).into_owned();
+    for needle in [
+        "Usage: ethetl-devnode",
+        "--generate",
+        "--faults",
+        "--version",
+        "-V",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
+    }
+    let short = run_devnode(&["-h"], LIMIT);
+    assert_eq!(short.status.code(), Some(0), "{}", stderr_of(&short));
+    assert_eq!(short.stdout, long.stdout, "-h prints what --help prints");
+
+    // Unknown flags are usage errors naming the flag, with nothing on stdout.
+    let out = run_devnode(&["--frobnicate"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("--frobnicate"),
+        "{}",
+        stderr_of(&out)
+    );
 }
