@@ -4,7 +4,7 @@
 //!
 //! Inputs: the real mainnet block/receipt pairs of `../shared/fixtures/rpc/mainnet` (15573637,
 //! 18000000, 19433902, 19433903) when that directory exists, and always a generated batch of
-//! recent-era blocks (`ethetl::devnode`, fixed seed).
+//! recent-era blocks (`ethetl_devnode`, fixed seed).
 //!
 //! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so
 //! other processes competing for the cores (a shared build machine) do not show up as slowdowns.
@@ -22,8 +22,8 @@ use ethetl::decode::write::V;
 use ethetl::decode::{
     block, decode_batch, log, parse_only, receipt, token_transfer, transaction, DecodeOptions,
 };
-use ethetl::devnode::{generate_chain, Era, GenConfig};
 use ethetl::pipeline::msg::{Entity, EntitySet, RangeJob, RawBatch, RowBuf, RowFormat};
+use ethetl_devnode::{generate_chain, Era, GenConfig};
 use std::path::Path;
 use std::time::Duration;
 

@@ -99,7 +99,8 @@ struct Args {
     #[argh(option, default = "String::from(\"baseline\")")]
     baseline_label: String,
 
-    /// ethetl-devnode binary (default: the one cargo built with this benchmark)
+    /// ethetl-devnode binary (default: target/<profile>/ethetl-devnode of this benchmark's
+    /// build, built first when missing or stale)
     #[argh(option)]
     devnode: Option<PathBuf>,
 
@@ -185,6 +186,8 @@ enum BenchError {
     },
     #[error("ethetl-devnode did not print its address: {0}")]
     NodeStart(String),
+    #[error("no ethetl-devnode binary (pass --devnode)")]
+    Locate(#[from] ethetl_devnode::locate::LocateError),
     #[error("{what} failed: {detail}")]
     Failed { what: String, detail: String },
     #[error("cannot {what} {}", path.display())]
@@ -260,10 +263,10 @@ fn run(args: Args) -> Result<(), BenchError> {
         .ethetl
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ethetl")));
-    let devnode = args
-        .devnode
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ethetl-devnode")));
+    let devnode = match args.devnode.clone() {
+        Some(p) => p,
+        None => ethetl_devnode::locate::binary()?,
+    };
     let out_dir = args
         .out_dir
         .clone()

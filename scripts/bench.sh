@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# ethetl benchmarks (what `make bench` runs). Builds release binaries with BENCH_RUSTFLAGS and
-# runs the end-to-end bench (benches/e2e.rs): a local node serving a generated mainnet-shaped
-# corpus from memory, the single-core parse limit, then `ethetl export` to null, JSONL files
-# and Kafka (when a broker is reachable), printing one table and writing it as JSON under
-# target/bench/.
+# ethetl benchmarks (what `make bench` runs). Builds release binaries (ethetl and the
+# ethetl-devnode workspace crate) with BENCH_RUSTFLAGS and runs the end-to-end bench
+# (benches/e2e.rs): a local node serving a generated mainnet-shaped corpus from memory, the
+# single-core parse limit, then `ethetl export` to null, JSONL files and Kafka (when a broker
+# is reachable), printing one table and writing it as JSON under target/bench/.
 #
 #   scripts/bench.sh [--blocks N] [e2e options]     end-to-end table (--help lists options)
 #   scripts/bench.sh --micro [criterion filter]     decode micro-benchmarks (benches/decode.rs)
@@ -46,4 +46,7 @@ if [ "${1:-}" = --micro ]; then
   exec cargo bench --bench decode -- "$@"
 fi
 export ETHETL_BENCH_RUSTFLAGS="${RUSTFLAGS:-none}"
+# The node is another workspace crate: build its binary with the same flags, next to the bench's
+# (benches/e2e.rs finds it there).
+cargo build --release -p ethetl-devnode --bin ethetl-devnode
 exec cargo bench --bench e2e -- "$@"

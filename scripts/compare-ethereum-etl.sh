@@ -75,7 +75,7 @@ elif [ "$flags" = portable ]; then
 fi
 export RUSTFLAGS="$flags"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-target/bench-build}"
-cargo build --release --bins >&2
+cargo build --release -p ethetl --bin ethetl -p ethetl-devnode --bin ethetl-devnode >&2
 bin="$CARGO_TARGET_DIR/release"
 
 # --- local node --------------------------------------------------------------------------------

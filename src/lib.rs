@@ -22,14 +22,15 @@
 //! [`sonic_rs::Value`] or a typed view ([`callback::BlockItem`], [`callback::TransactionItem`],
 //! [`callback::LogItem`], [`callback::TokenTransferItem`], [`callback::ReorgItem`]).
 //!
-//! This streams a local dev node whose chain grows by a block every 30 ms, until block 1_019
-//! is exported, collecting each block's number and transaction hashes:
+//! This streams a local dev node (the `ethetl-devnode` workspace crate, a dev-dependency)
+//! whose chain grows by a block every 30 ms, until block 1_019 is exported, collecting each
+//! block's number and transaction hashes:
 //!
 //! ```
 //! use ethetl::callback::{items, BlockItem, TransactionItem};
-//! use ethetl::devnode::{DevNode, GenConfig, Growth, NodeConfig};
 //! use ethetl::stream::{StreamConfig, Streamer};
 //! use ethetl::Entity;
+//! use ethetl_devnode::{DevNode, GenConfig, Growth, NodeConfig};
 //! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
 //!
@@ -83,7 +84,6 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod decode;
-pub mod devnode;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;

@@ -3,9 +3,11 @@
 //! stderr that names the problem, exit status 2, no RPC secret in the output, and no file
 //! under a final name.
 
+mod common;
+
+use common::{dead_port, ethetl_command, files_under, run_ethetl, Process};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,35 +16,15 @@ use std::time::{Duration, Instant};
 
 /// Runs the binary with `args` (no ETH_RPC_URL from the environment), killing it after 60 s.
 fn ethetl(args: &[&str]) -> Output {
-    ethetl_env(args, None)
+    run_ethetl(args, Duration::from_secs(60))
 }
 
 fn ethetl_env(args: &[&str], rpc_env: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
-    cmd.args(args)
-        .env_remove("ETH_RPC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = ethetl_command(args);
     if let Some(v) = rpc_env {
         cmd.env("ETH_RPC_URL", v);
     }
-    let mut child = cmd.spawn().expect("spawn ethetl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "ethetl {args:?} did not finish in 60 s; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    Process::start(cmd, "ethetl").finish(Duration::from_secs(60))
 }
 
 /// Asserts the run failed with exit 2 and exactly one `error: ` line containing every one of
@@ -60,27 +42,6 @@ fn one_error_line(out: &Output, needles: &[&str]) -> String {
         );
     }
     lines[0].to_string()
-}
-
-/// Every regular file under `dir`, relative paths.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A local HTTP server answering every request with `status` and `body`, counting requests.
@@ -135,12 +96,6 @@ impl Drop for Server {
             let _ = h.join();
         }
     }
-}
-
-/// A port with nothing listening on it.
-fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn assert_no_secret(out: &Output) {

@@ -8,181 +8,16 @@
 //! - CSV `withdrawals`: ethereum-etl writes the objects comma-joined without brackets, ethetl a
 //!   JSON array; the expected cell is wrapped in `[ ]` and both are compared as JSON.
 
+mod common;
+
+use common::{is_erc1155, json_eq, parse_csv, read_text, row_eq, row_texts, shared_fixtures};
 use ethetl::decode::{csv_header, decode_batch, decode_receipts, DecodeOptions};
 use ethetl::pipeline::msg::{EntitySet, RangeJob, RawBatch, RowBuf};
 use ethetl::{Entity, RowFormat};
-use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
+use sonic_rs::LazyValue;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-fn fixtures() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("../shared/fixtures not found (required when CI is set)");
-    }
-    eprintln!("skipping: ../shared/fixtures not found");
-    None
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comparison of JSON values without losing big integers: numbers compare as their decimal text
-// (or as f64 when either side has a fraction or exponent), strings as decoded text.
-
-fn json_eq(path: &str, exp: &LazyValue<'_>, got: &LazyValue<'_>) -> Result<(), String> {
-    let (te, tg) = (exp.get_type(), got.get_type());
-    let mismatch = || {
-        format!(
-            "{path}: expected {} got {}",
-            exp.as_raw_str(),
-            got.as_raw_str()
-        )
-    };
-    match (te, tg) {
-        (JsonType::Number, JsonType::Number) => {
-            let (a, b) = (exp.as_raw_str(), got.as_raw_str());
-            let is_float = |s: &str| s.contains(['.', 'e', 'E']);
-            if is_float(a) || is_float(b) {
-                let (x, y): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
-                if x != y {
-                    return Err(mismatch());
-                }
-            } else if a != b {
-                return Err(mismatch());
-            }
-        }
-        (JsonType::String, JsonType::String) => {
-            let a: String = sonic_rs::from_str(exp.as_raw_str()).unwrap();
-            let b: String = sonic_rs::from_str(got.as_raw_str()).unwrap();
-            if a != b {
-                return Err(mismatch());
-            }
-        }
-        (JsonType::Null, JsonType::Null) => {}
-        (JsonType::Boolean, JsonType::Boolean) => {
-            if exp.as_bool() != got.as_bool() {
-                return Err(mismatch());
-            }
-        }
-        (JsonType::Array, JsonType::Array) => {
-            let a: Vec<_> = sonic_rs::to_array_iter(exp.as_raw_str())
-                .map(|r| r.unwrap())
-                .collect();
-            let b: Vec<_> = sonic_rs::to_array_iter(got.as_raw_str())
-                .map(|r| r.unwrap())
-                .collect();
-            if a.len() != b.len() {
-                return Err(format!("{path}: {} items, got {}", a.len(), b.len()));
-            }
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                json_eq(&format!("{path}[{i}]"), x, y)?;
-            }
-        }
-        (JsonType::Object, JsonType::Object) => {
-            let got_map = object_map(got.as_raw_str());
-            for r in sonic_rs::to_object_iter(exp.as_raw_str()) {
-                let (k, v) = r.unwrap();
-                let Some(g) = got_map.get(&*k) else {
-                    return Err(format!("{path}.{k}: missing"));
-                };
-                json_eq(&format!("{path}.{k}"), &v, g)?;
-            }
-        }
-        _ => return Err(mismatch()),
-    }
-    Ok(())
-}
-
-fn object_map(raw: &str) -> BTreeMap<String, LazyValue<'_>> {
-    sonic_rs::to_object_iter(raw)
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (k.to_string(), v)
-        })
-        .collect()
-}
-
-fn object_keys(raw: &str) -> Vec<String> {
-    sonic_rs::to_object_iter(raw)
-        .map(|r| r.unwrap().0.to_string())
-        .collect()
-}
-
-/// Every key of `exp` must be in `got` with an equal value; with `ordered`, `exp`'s keys must
-/// also be the first keys of `got`, in the same order.
-fn row_eq(exp: &str, got: &str, ordered: bool) -> Result<usize, String> {
-    let ev: LazyValue = sonic_rs::get(exp, &[] as &[&str]).unwrap();
-    let gv: LazyValue = sonic_rs::get(got, &[] as &[&str]).unwrap();
-    if ordered {
-        let (ek, gk) = (object_keys(exp), object_keys(got));
-        if gk.len() < ek.len() || gk[..ek.len()] != ek[..] {
-            return Err(format!("key order: expected {ek:?} got {gk:?}"));
-        }
-    }
-    json_eq("", &ev, &gv)?;
-    Ok(object_keys(exp).len())
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small reader for Python-csv output (quoted cells, doubled quotes, CRLF records).
-
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cell.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cell.push(c);
-            }
-            continue;
-        }
-        match c {
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            ',' => {
-                row.push(std::mem::take(&mut cell));
-                at_start = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {
-                chars.next();
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-                at_start = true;
-            }
-            _ => {
-                cell.push(c);
-                at_start = false;
-            }
-        }
-    }
-    assert!(
-        cell.is_empty() && row.is_empty(),
-        "CSV text does not end with CRLF"
-    );
-    rows
-}
-
-fn rows_text(buf: &RowBuf) -> Vec<String> {
-    buf.iter()
-        .map(|(_, r)| String::from_utf8(r.to_vec()).unwrap())
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -198,10 +33,6 @@ struct Tally {
     failures: Vec<String>,
 }
 
-fn is_erc1155_json(row: &str) -> bool {
-    row.contains("\"token_standard\":\"erc1155\"")
-}
-
 /// Compares JSON rows with expected JSON lines (`ordered`: stream items keep key order).
 fn compare_json(
     t: &mut Tally,
@@ -213,7 +44,7 @@ fn compare_json(
 ) {
     let got: Vec<&String> = if label.contains("token_transfer") {
         let before = got.len();
-        let v: Vec<_> = got.iter().filter(|r| !is_erc1155_json(r)).collect();
+        let v: Vec<_> = got.iter().filter(|r| !is_erc1155(r)).collect();
         t.erc1155_rows_left_out += before - v.len();
         v
     } else {
@@ -254,7 +85,7 @@ fn compare_csv(t: &mut Tally, what: &str, entity: Entity, expected_text: &str, o
         Entity::Reorgs => unreachable!("reorg rows are not decoded"),
     };
     assert!(header.ends_with("\r\n"));
-    let our_text = format!("{header}{}", rows_text(ours).concat());
+    let our_text = format!("{header}{}", row_texts(ours).concat());
     let mut ours_rows = parse_csv(&our_text);
     let our_header = ours_rows.remove(0);
     if entity == Entity::TokenTransfers {
@@ -326,12 +157,8 @@ fn compare_csv(t: &mut Tally, what: &str, entity: Entity, expected_text: &str, o
     }
 }
 
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 fn lines(p: &Path) -> Vec<String> {
-    read(p).lines().map(str::to_owned).collect()
+    read_text(p).lines().map(str::to_owned).collect()
 }
 
 /// A batch answer body for one block, envelopes in reversed order (receipts first).
@@ -365,9 +192,9 @@ fn export_label(e: Entity) -> &'static str {
 
 fn check_block_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
     let number: u64 = rpc.file_name().unwrap().to_str().unwrap().parse().unwrap();
-    let block_json = read(&rpc.join("eth_getBlockByNumber.json"));
+    let block_json = read_text(&rpc.join("eth_getBlockByNumber.json"));
     let receipts_path = rpc.join("eth_getBlockReceipts.json");
-    let receipts_json = receipts_path.exists().then(|| read(&receipts_path));
+    let receipts_json = receipts_path.exists().then(|| read_text(&receipts_path));
     let with_receipts = receipts_json.is_some();
     let body = batch_body(&block_json, receipts_json.as_deref());
     let entities = if with_receipts {
@@ -419,7 +246,7 @@ fn check_block_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
                 Entity::Logs => "stream log",
                 _ => "stream token_transfer",
             };
-            compare_json(t, what, label, &expected, &rows_text(json.rows(e)), true);
+            compare_json(t, what, label, &expected, &row_texts(json.rows(e)), true);
         }
     }
     // Export JSON files: every field equal (key order differs from stream items).
@@ -430,11 +257,11 @@ fn check_block_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
         let p = exp.join(format!("{}.json", e.name()));
         if p.exists() {
             let label = export_label(e);
-            compare_json(t, what, label, &lines(&p), &rows_text(json.rows(e)), false);
+            compare_json(t, what, label, &lines(&p), &row_texts(json.rows(e)), false);
         }
         let p = exp.join(format!("{}.csv", e.name()));
         if p.exists() {
-            compare_csv(t, what, e, &read(&p), csv.rows(e));
+            compare_csv(t, what, e, &read_text(&p), csv.rows(e));
         }
     }
 }
@@ -443,7 +270,7 @@ fn check_receipts_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
     let mut docs = Vec::new();
     let all = rpc.join("eth_getBlockReceipts.json");
     if all.exists() {
-        docs.push(read(&all));
+        docs.push(read_text(&all));
     }
     let single = rpc.join("eth_getTransactionReceipt");
     if single.is_dir() {
@@ -452,7 +279,7 @@ fn check_receipts_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        docs.extend(files.iter().map(|p| read(p)));
+        docs.extend(files.iter().map(|p| read_text(p)));
     }
     assert!(!docs.is_empty(), "{what}: no receipts");
     let entities = EntitySet::of(&[Entity::Receipts, Entity::Logs, Entity::TokenTransfers]);
@@ -484,11 +311,11 @@ fn check_receipts_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
             match format {
                 RowFormat::Json => {
                     let p = exp.join(format!("{}.json", e.name()));
-                    compare_json(t, what, export_label(e), &lines(&p), &rows_text(buf), false);
+                    compare_json(t, what, export_label(e), &lines(&p), &row_texts(buf), false);
                 }
                 RowFormat::Csv => {
                     let p = exp.join(format!("{}.csv", e.name()));
-                    compare_csv(t, what, e, &read(&p), buf);
+                    compare_csv(t, what, e, &read_text(&p), buf);
                 }
             }
         }
@@ -497,7 +324,9 @@ fn check_receipts_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
 
 #[test]
 fn matches_ethereum_etl_2_4_2() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = shared_fixtures() else {
+        return;
+    };
     let expected_root = root.join("expected/ethereum-etl-2.4.2");
     let mut dirs: Vec<(String, PathBuf, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(&expected_root).unwrap() {

@@ -6,10 +6,13 @@
 //! Expected values are written out by hand from the fixture inputs (hex converted
 //! independently, timestamps from Python's `datetime`), never copied from our own output.
 
+mod common;
+
+use common::{object_keys, parse_csv, repo_fixture, row_texts};
 use ethetl::decode::{
     csv_header, decode_batch, decode_receipts, parse_only, At, DecodeError, DecodeOptions, Item,
 };
-use ethetl::pipeline::msg::{DecodedBatch, EntitySet, RangeJob, RawBatch, RowBuf};
+use ethetl::pipeline::msg::{DecodedBatch, EntitySet, RangeJob, RawBatch};
 use ethetl::{Entity, RowFormat};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, LazyValue};
 
@@ -17,8 +20,7 @@ const MAX: &str = "1157920892373161954235709850086879078532699846656405640394575
 const BH: &str = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 fn fixture(name: &str) -> String {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/edge/");
-    std::fs::read_to_string(format!("{p}{name}")).unwrap()
+    repo_fixture(&format!("edge/{name}"))
 }
 
 fn rich_block() -> String {
@@ -71,22 +73,10 @@ fn decode_rich(format: RowFormat) -> DecodedBatch {
     decode_batch(&rich_raw(), &opts(format)).unwrap()
 }
 
-fn rows(buf: &RowBuf) -> Vec<String> {
-    buf.iter()
-        .map(|(_, r)| String::from_utf8(r.to_vec()).unwrap())
-        .collect()
-}
-
 /// The raw JSON text of `key` in a row (numbers keep every digit).
 fn get(row: &str, key: &str) -> String {
     let v: LazyValue = sonic_rs::get(row, &[key]).unwrap_or_else(|_| panic!("{key} in {row}"));
     v.as_raw_str().to_owned()
-}
-
-fn keys(row: &str) -> Vec<String> {
-    sonic_rs::to_object_iter(row)
-        .map(|r| r.unwrap().0.to_string())
-        .collect()
 }
 
 fn err(raw: &RawBatch) -> DecodeError {
@@ -132,7 +122,7 @@ fn rich_block_counts() {
         assert_eq!(d.rows(e).len(), want, "{e:?}");
         assert!(d.rows(e).iter().all(|(b, _)| b == 100));
         // Every row is one JSON object ending in a newline.
-        for r in rows(d.rows(e)) {
+        for r in row_texts(d.rows(e)) {
             assert!(r.ends_with("}\n") && !r[..r.len() - 1].contains('\n'));
             let v: sonic_rs::Value = sonic_rs::from_str(&r).unwrap();
             assert!(v.is_object());
@@ -144,7 +134,7 @@ fn rich_block_counts() {
 #[test]
 fn rich_block_row() {
     let d = decode_rich(RowFormat::Json);
-    let b = &rows(d.rows(Entity::Blocks))[0];
+    let b = &row_texts(d.rows(Entity::Blocks))[0];
     let want_keys = [
         "type",
         "number",
@@ -177,7 +167,7 @@ fn rich_block_row() {
         "mix_hash",
         "uncles",
     ];
-    assert_eq!(keys(b), want_keys);
+    assert_eq!(object_keys(b), want_keys);
     assert_eq!(get(b, "number"), "100");
     assert_eq!(get(b, "nonce"), q("0x0000000000000042"));
     assert_eq!(
@@ -211,7 +201,7 @@ fn rich_block_row() {
 #[test]
 fn rich_transactions() {
     let d = decode_rich(RowFormat::Json);
-    let t = rows(d.rows(Entity::Transactions));
+    let t = row_texts(d.rows(Entity::Transactions));
     let stream_keys = [
         "type",
         "hash",
@@ -256,7 +246,7 @@ fn rich_transactions() {
         "receipt_l1_block_number",
     ];
     for r in &t {
-        assert_eq!(keys(r), stream_keys);
+        assert_eq!(object_keys(r), stream_keys);
         assert_eq!(get(r, "block_timestamp"), "1709874432");
         assert_eq!(get(r, "block_number"), "100");
         assert_eq!(get(r, "block_hash"), q(BH));
@@ -350,7 +340,7 @@ fn rich_transactions() {
 #[test]
 fn rich_logs_and_receipts() {
     let d = decode_rich(RowFormat::Json);
-    let logs = rows(d.rows(Entity::Logs));
+    let logs = row_texts(d.rows(Entity::Logs));
     for (i, l) in logs.iter().enumerate() {
         assert_eq!(get(l, "log_index"), i.to_string());
         assert_eq!(get(l, "block_hash"), q(BH));
@@ -375,7 +365,7 @@ fn rich_logs_and_receipts() {
     );
     assert_eq!(get(&logs[9], "transaction_index"), "2");
 
-    let rs = rows(d.rows(Entity::Receipts));
+    let rs = row_texts(d.rows(Entity::Receipts));
     assert_eq!(get(&rs[0], "status"), "null");
     assert_eq!(get(&rs[0], "root"), q(&format!("0x{}", "9".repeat(64))));
     assert_eq!(get(&rs[0], "block_number"), "100");
@@ -393,7 +383,7 @@ fn rich_logs_and_receipts() {
 #[test]
 fn rich_token_transfers() {
     let d = decode_rich(RowFormat::Json);
-    let t = rows(d.rows(Entity::TokenTransfers));
+    let t = row_texts(d.rows(Entity::TokenTransfers));
     let a = |c: &str| q(&format!("0x{}", c.repeat(40)));
     let tx = |c: &str| format!("0x{}", c.repeat(64));
     // ERC-20 with value 2^256-1; token address and recipient lowercased.
@@ -458,50 +448,11 @@ fn rich_token_transfers() {
     }
 }
 
-/// A reader for Python-csv cells (quoted, doubled quotes, CRLF records).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.chars().peekable();
-    let (mut quoted, mut at_start) = (false, true);
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    cell.push('"');
-                }
-                '"' => quoted = false,
-                _ => cell.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if at_start => (quoted, at_start) = (true, false),
-            ',' => {
-                row.push(std::mem::take(&mut cell));
-                at_start = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {
-                chars.next();
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-                at_start = true;
-            }
-            _ => {
-                cell.push(c);
-                at_start = false;
-            }
-        }
-    }
-    assert!(cell.is_empty() && row.is_empty());
-    rows
-}
-
 #[test]
 fn rich_block_csv() {
     let d = decode_rich(RowFormat::Csv);
     for e in Entity::ALL {
-        let text = format!("{}{}", csv_header(e), rows(d.rows(e)).concat());
+        let text = format!("{}{}", csv_header(e), row_texts(d.rows(e)).concat());
         let table = parse_csv(&text);
         let header = &table[0];
         assert_eq!(table.len() - 1, d.rows(e).len());
@@ -567,12 +518,16 @@ fn csv_columns_match_json_fields() {
     let (j, c) = (decode_rich(RowFormat::Json), decode_rich(RowFormat::Csv));
     let mut cells = 0;
     for e in Entity::ALL {
-        let table = parse_csv(&format!("{}{}", csv_header(e), rows(c.rows(e)).concat()));
+        let table = parse_csv(&format!(
+            "{}{}",
+            csv_header(e),
+            row_texts(c.rows(e)).concat()
+        ));
         let header = &table[0];
-        let json_rows = rows(j.rows(e));
+        let json_rows = row_texts(j.rows(e));
         assert_eq!(json_rows.len(), table.len() - 1);
         for (row, cells_of_row) in json_rows.iter().zip(&table[1..]) {
-            let json_keys = keys(row);
+            let json_keys = object_keys(row);
             // CSV has every JSON field except the stream-only ones.
             let stream_only: &[&str] = match e {
                 Entity::Blocks | Entity::Transactions => &["type", "item_id", "item_timestamp"],
@@ -639,7 +594,7 @@ fn two_blocks_shuffled_answers_and_an_empty_block() {
         assert_eq!(blocks, [100, 101]);
         assert!(d.rows(Entity::Transactions).iter().all(|(n, _)| n == 100));
         if format == RowFormat::Json {
-            let e = &rows(d.rows(Entity::Blocks))[1];
+            let e = &row_texts(d.rows(Entity::Blocks))[1];
             assert_eq!(get(e, "total_difficulty"), "58750003716598352816469");
             assert_eq!(get(e, "base_fee_per_gas"), "null");
             assert_eq!(get(e, "withdrawals"), "[]");
@@ -651,7 +606,7 @@ fn two_blocks_shuffled_answers_and_an_empty_block() {
             let table = parse_csv(&format!(
                 "{}{}",
                 csv_header(Entity::Blocks),
-                rows(d.rows(Entity::Blocks)).concat()
+                row_texts(d.rows(Entity::Blocks)).concat()
             ));
             let i = table[0].iter().position(|h| h == "withdrawals").unwrap();
             assert_eq!(table[2][i], "");
@@ -668,8 +623,8 @@ fn without_receipts_receipt_fields_are_null() {
         assert!(d.rows(e).is_empty());
     }
     assert_eq!((d.counts.receipts, d.counts.logs), (0, 0));
-    for r in rows(d.rows(Entity::Transactions)) {
-        for k in keys(&r).iter().filter(|k| k.starts_with("receipt_")) {
+    for r in row_texts(d.rows(Entity::Transactions)) {
+        for k in object_keys(&r).iter().filter(|k| k.starts_with("receipt_")) {
             assert_eq!(get(&r, k), "null", "{k}");
         }
     }
@@ -1183,7 +1138,7 @@ fn receipts_without_a_block() {
     assert_eq!(r.counts.receipts, 6);
     assert_eq!(r.rows[Entity::TokenTransfers as usize].len(), 6);
     assert_eq!(r.counts.malformed_transfers, 7);
-    let logs = rows(&r.rows[Entity::Logs as usize]);
+    let logs = row_texts(&r.rows[Entity::Logs as usize]);
     assert_eq!(get(&logs[0], "block_number"), "100");
     assert_eq!(get(&logs[0], "block_timestamp"), "null");
     assert_eq!(get(&logs[0], "item_timestamp"), "null");
@@ -1191,7 +1146,7 @@ fn receipts_without_a_block() {
     let one = receipts_with(|v| v.truncate(1));
     let one = &one[1..one.len() - 1];
     let r = decode_receipts(one.as_bytes(), &o(RowFormat::Json), Some(1709874432)).unwrap();
-    let rs = rows(&r.rows[Entity::Receipts as usize]);
+    let rs = row_texts(&r.rows[Entity::Receipts as usize]);
     assert_eq!(rs.len(), 1);
     assert_eq!(get(&rs[0], "item_timestamp"), q("2024-03-08T05:07:12Z"));
     let r = decode_receipts(one.as_bytes(), &o(RowFormat::Csv), None).unwrap();

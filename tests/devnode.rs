@@ -1,32 +1,26 @@
 //! The dev node over real HTTP: fixture answers byte-for-byte, batches, geth error codes,
 //! `eth_getLogs` filters, generated-chain consistency, determinism and realistic shapes, and the
-//! `ethetl-devnode` binary (first stdout line, signals, `--exit-after`, loopback only).
+//! `ethetl-devnode` binary (first stdout line, signals, `--exit-after`, loopback only,
+//! `--version`/`-V` and `--help`/`-h`).
 
-use ethetl::devnode::{
+mod common;
+
+use common::{mainnet_fixtures, read_text, run_devnode, stderr_of, DevnodeProcess};
+use ethetl_devnode::{
     generate_chain, DevNode, DevNodeError, Era, GenConfig, GeneratedChain, NodeConfig, UnknownBlock,
 };
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a run of the binary that should end at once may take.
+const LIMIT: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------------------------------------------
 // helpers
 // ------------------------------------------------------------------------------------------------
-
-fn mainnet() -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    if !root.is_dir() {
-        if std::env::var_os("CI").is_some() {
-            panic!("../shared/fixtures not found (required when CI is set)");
-        }
-        eprintln!("skipping: ../shared/fixtures not found");
-        return None;
-    }
-    Some(root.join("rpc/mainnet"))
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -115,10 +109,6 @@ fn parse(s: &str) -> Value {
     sonic_rs::from_str(s).expect("valid JSON")
 }
 
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn hex_u64(v: &Value) -> u64 {
     let s = v.as_str().expect("hex string");
     u64::from_str_radix(s.strip_prefix("0x").expect("0x"), 16).expect("hex")
@@ -156,7 +146,9 @@ fn block_dirs(chain: &std::path::Path) -> Vec<(u64, PathBuf)> {
 
 #[test]
 fn fixture_blocks_and_receipts_are_served_byte_for_byte() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
     let url = node.url();
     let mut checked_blocks = 0;
@@ -164,7 +156,7 @@ fn fixture_blocks_and_receipts_are_served_byte_for_byte() {
     for (n, path) in block_dirs(&dir) {
         let block_file = path.join("eth_getBlockByNumber.json");
         if block_file.exists() {
-            let file = read(block_file);
+            let file = read_text(&block_file);
             let got = call(
                 &url,
                 "eth_getBlockByNumber",
@@ -209,7 +201,7 @@ fn fixture_blocks_and_receipts_are_served_byte_for_byte() {
         }
         let receipts_file = path.join("eth_getBlockReceipts.json");
         if receipts_file.exists() {
-            let file = read(receipts_file);
+            let file = read_text(&receipts_file);
             assert_eq!(
                 call(&url, "eth_getBlockReceipts", &format!(r#"["0x{n:x}"]"#)),
                 file
@@ -260,7 +252,7 @@ fn fixture_blocks_and_receipts_are_served_byte_for_byte() {
                 let f = f.unwrap().path();
                 let tx = f.file_stem().unwrap().to_str().unwrap().to_string();
                 let got = call(&url, "eth_getTransactionReceipt", &format!(r#"["{tx}"]"#));
-                assert_eq!(got, read(f), "single receipt {tx}");
+                assert_eq!(got, read_text(&f), "single receipt {tx}");
                 checked_receipts += 1;
             }
         }
@@ -280,7 +272,9 @@ fn fixture_blocks_and_receipts_are_served_byte_for_byte() {
 
 #[test]
 fn fixture_heads_tags_and_identity() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
     let url = node.url();
     // the highest block directory of the fixture set (see fixtures/README.md)
@@ -289,20 +283,20 @@ fn fixture_heads_tags_and_identity() {
     assert_eq!(call(&url, "net_version", "[]"), r#""1""#);
     assert!(call(&url, "web3_clientVersion", "[]").starts_with("\"ethetl-devnode/"));
     assert_eq!(call(&url, "eth_syncing", "[]"), "false");
-    let latest = read(dir.join("24784163/eth_getBlockByNumber.json"));
+    let latest = read_text(&dir.join("24784163/eth_getBlockByNumber.json"));
     for tag in ["latest", "pending", "safe", "finalized"] {
         assert_eq!(
             call(&url, "eth_getBlockByNumber", &format!(r#"["{tag}",true]"#)),
             latest
         );
     }
-    let earliest = read(dir.join("200000/eth_getBlockByNumber.json"));
+    let earliest = read_text(&dir.join("200000/eth_getBlockByNumber.json"));
     assert_eq!(
         call(&url, "eth_getBlockByNumber", r#"["earliest",true]"#),
         earliest
     );
     // `latest` for receipts: the highest block that has receipts
-    let newest_receipts = read(dir.join("23839615/eth_getBlockReceipts.json"));
+    let newest_receipts = read_text(&dir.join("23839615/eth_getBlockReceipts.json"));
     assert_eq!(
         call(&url, "eth_getBlockReceipts", r#"["latest"]"#),
         newest_receipts
@@ -317,7 +311,7 @@ fn fixture_heads_tags_and_identity() {
     .unwrap();
     let url = node.url();
     assert_eq!(call(&url, "eth_blockNumber", "[]"), r#""0x12889af""#);
-    let b = read(dir.join("19433903/eth_getBlockByNumber.json"));
+    let b = read_text(&dir.join("19433903/eth_getBlockByNumber.json"));
     assert_eq!(call(&url, "eth_getBlockByNumber", r#"["latest",true]"#), b);
     let node2 = DevNode::start(NodeConfig {
         latest: Some(19_433_950),
@@ -332,9 +326,11 @@ fn fixture_heads_tags_and_identity() {
 
 #[test]
 fn http_is_plain_json_with_content_length() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
-    let file = read(dir.join("19433903/eth_getBlockReceipts.json"));
+    let file = read_text(&dir.join("19433903/eth_getBlockReceipts.json"));
     let r = post_with(
         &node.url(),
         &call_body("eth_getBlockReceipts", r#"["0x12889af"]"#),
@@ -361,7 +357,9 @@ fn http_is_plain_json_with_content_length() {
 
 #[test]
 fn batch_answers_each_call_in_request_order() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
     let url = node.url();
     let body = r#"[
@@ -387,7 +385,7 @@ fn batch_answers_each_call_in_request_order() {
             .get("result")
             .unwrap()
             .as_raw_str(),
-        read(dir.join("19433903/eth_getBlockByNumber.json"))
+        read_text(&dir.join("19433903/eth_getBlockByNumber.json"))
     );
     assert_eq!(
         sonic_rs::get(&r.body[..], [1usize])
@@ -395,7 +393,7 @@ fn batch_answers_each_call_in_request_order() {
             .get("result")
             .unwrap()
             .as_raw_str(),
-        read(dir.join("19433903/eth_getBlockReceipts.json"))
+        read_text(&dir.join("19433903/eth_getBlockReceipts.json"))
     );
     assert_eq!(
         items[2].get("error").unwrap().get("code").unwrap().as_i64(),
@@ -414,7 +412,9 @@ fn batch_answers_each_call_in_request_order() {
 
 #[test]
 fn errors_use_geth_codes() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
     let url = node.url();
     let e = |body: &str| call_err(&url, body);
@@ -663,12 +663,16 @@ fn filter_logs<'a>(
 
 #[test]
 fn get_logs_filters_like_geth() {
-    let Some(dir) = mainnet() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig::fixtures(&dir)).unwrap();
     let url = node.url();
     let mut all_logs = Vec::new();
     for n in [19_433_902u64, 19_433_903] {
-        let receipts = parse(&read(dir.join(format!("{n}/eth_getBlockReceipts.json"))));
+        let receipts = parse(&read_text(
+            &dir.join(format!("{n}/eth_getBlockReceipts.json")),
+        ));
         for r in receipts.as_array().unwrap().iter() {
             all_logs.extend(arr(r, "logs").iter().cloned());
         }
@@ -749,7 +753,7 @@ fn get_logs_filters_like_geth() {
     assert!(logs_of(&format!(r#"{{{range},"address":"0x{}"}}"#, "11".repeat(20))).is_empty());
 
     // by block hash: exactly that block's logs; logs are exact slices of the receipts file
-    let file = read(dir.join("19433903/eth_getBlockReceipts.json"));
+    let file = read_text(&dir.join("19433903/eth_getBlockReceipts.json"));
     let bh = "0xb39d99cc81a35570c4d5765d9273cb282e424324cd5aae059cc00de7d59afb69";
     let raw = call(&url, "eth_getLogs", &format!(r#"[{{"blockHash":"{bh}"}}]"#));
     let got = parse(&raw);
@@ -1263,63 +1267,25 @@ fn generated_chain_is_served_with_the_batch_layout() {
 // the binary
 // ------------------------------------------------------------------------------------------------
 
-struct Spawned {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Spawned {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ethetl-devnode");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Spawned {
-        child,
-        addr: line.trim_end().to_string(),
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn binary_prints_its_address_first_and_serves_fixtures() {
-    let Some(dir) = mainnet() else { return };
-    let node = spawn(&["--fixtures", dir.to_str().unwrap(), "--threads", "2"]);
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
+    let node = DevnodeProcess::start(&["--fixtures", dir.to_str().unwrap(), "--threads", "2"]);
     let addr: std::net::SocketAddr = node.addr.parse().expect("first line is IP:PORT");
     assert!(addr.ip().is_loopback() && addr.port() != 0);
     let url = format!("http://{addr}/");
     assert_eq!(call(&url, "eth_blockNumber", "[]"), r#""0x17a2d23""#);
     assert_eq!(
         call(&url, "eth_getBlockReceipts", r#"["0x12889af"]"#),
-        read(dir.join("19433903/eth_getBlockReceipts.json"))
+        read_text(&dir.join("19433903/eth_getBlockReceipts.json"))
     );
 }
 
 #[test]
 fn binary_generates_stops_on_sigterm_and_after_exit_after() {
-    let mut node = spawn(&[
+    let node = DevnodeProcess::start(&[
         "--generate",
         "3",
         "--seed",
@@ -1350,15 +1316,11 @@ fn binary_generates_stops_on_sigterm_and_after_exit_after() {
         call(&url, "eth_getBlockByNumber", r#"["0x14fb182",true]"#).as_bytes(),
         &reference.blocks[2].block_json[..]
     );
-    let st = Command::new("kill")
-        .args(["-TERM", &node.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let status = wait_exit(&mut node.child, Duration::from_secs(30)).expect("exits on SIGTERM");
-    assert_eq!(status.code(), Some(0));
+    node.process.signal("TERM");
+    let out = node.process.finish(Duration::from_secs(30)); // exits on SIGTERM
+    assert_eq!(out.status.code(), Some(0));
 
-    let mut node = spawn(&[
+    let node = DevnodeProcess::start(&[
         "--generate",
         "1",
         "--txs-per-block",
@@ -1366,23 +1328,60 @@ fn binary_generates_stops_on_sigterm_and_after_exit_after() {
         "--exit-after",
         "0.3",
     ]);
-    let status = wait_exit(&mut node.child, Duration::from_secs(30)).expect("exits by itself");
-    assert_eq!(status.code(), Some(0));
+    let out = node.process.finish(Duration::from_secs(30)); // exits by itself
+    assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
 fn binary_refuses_non_loopback_and_bad_flags() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
-        .args(["--host", "0.0.0.0", "--exit-after", "0"])
-        .output()
-        .unwrap();
+    let out = run_devnode(&["--host", "0.0.0.0", "--exit-after", "0"], LIMIT);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
-        .args(["--era", "frontier"])
-        .output()
-        .unwrap();
+    let out = run_devnode(&["--era", "frontier"], LIMIT);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown era"));
+}
+
+#[test]
+fn binary_prints_its_version_and_help() {
+    let version = format!("ethetl-devnode {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = run_devnode(&[flag], LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), version, "{flag}");
+        assert!(out.stderr.is_empty(), "{flag}: {}", stderr_of(&out));
+    }
+    // A version flag among others still only prints the version (nothing is served).
+    let out = run_devnode(&["--generate", "1", "--version"], LIMIT);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), version);
+
+    let long = run_devnode(&["--help"], LIMIT);
+    assert_eq!(long.status.code(), Some(0), "{}", stderr_of(&long));
+    let help = String::from_utf8_lossy(&long.stdout).into_owned();
+    for needle in [
+        "Usage: ethetl-devnode",
+        "--generate",
+        "--faults",
+        "--version",
+        "-V",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
+    }
+    let short = run_devnode(&["-h"], LIMIT);
+    assert_eq!(short.status.code(), Some(0), "{}", stderr_of(&short));
+    assert_eq!(short.stdout, long.stdout, "-h prints what --help prints");
+
+    // Unknown flags are usage errors naming the flag, with nothing on stdout.
+    let out = run_devnode(&["--frobnicate"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("--frobnicate"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -4,16 +4,18 @@
 //! `eth_getTransactionReceipt` fallback when `eth_getBlockReceipts` is missing, request timing
 //! statistics, the growing chain and its reorgs, and the binary's flags for all of this.
 
-use ethetl::devnode::{
+mod common;
+
+use common::{mainnet_fixtures, run_devnode, stderr_of, DevnodeProcess};
+use ethetl::pipeline::msg::RangeJob;
+use ethetl_devnode::{
     generate_chain, DevNode, Era, FaultKind, FaultSpec, GenConfig, GeneratedChain, Growth,
     NodeConfig,
 };
-use ethetl::pipeline::msg::RangeJob;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // ------------------------------------------------------------------------------------------------
@@ -444,7 +446,7 @@ fn item_faults_alter_exactly_one_item() {
 // schedule and retries
 // ------------------------------------------------------------------------------------------------
 
-fn observe(spec: &FaultSpec, seed: u64, n: u64) -> (Vec<Seen>, ethetl::devnode::NodeStats) {
+fn observe(spec: &FaultSpec, seed: u64, n: u64) -> (Vec<Seen>, ethetl_devnode::NodeStats) {
     let node = node_with(3, |c| {
         c.faults = spec.clone();
         c.fault_seed = seed;
@@ -600,21 +602,11 @@ fn without_block_receipts_transaction_receipts_give_the_same_bytes() {
     assert!(rpc(node.addr(), "eth_getTransactionReceipt", &unknown).is_null());
 }
 
-fn fixtures() -> Option<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    if !root.is_dir() {
-        if std::env::var_os("CI").is_some() {
-            panic!("../shared/fixtures not found (required when CI is set)");
-        }
-        eprintln!("skipping: ../shared/fixtures not found");
-        return None;
-    }
-    Some(root.join("rpc/mainnet"))
-}
-
 #[test]
 fn fixture_transactions_and_receipts_are_found_by_hash() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = mainnet_fixtures() else {
+        return;
+    };
     let node = DevNode::start(NodeConfig {
         block_receipts: false,
         ..NodeConfig::fixtures(&dir)
@@ -989,7 +981,7 @@ fn reorgs_need_a_generated_chain() {
     });
     assert!(matches!(
         err,
-        Err(ethetl::devnode::DevNodeError::Config { .. })
+        Err(ethetl_devnode::DevNodeError::Config { .. })
     ));
     let ok = DevNode::start(NodeConfig {
         growth,
@@ -1006,34 +998,25 @@ fn reorgs_need_a_generated_chain() {
 fn binary_injects_faults_grows_and_reports() {
     let spec = "503:0.5";
     let parsed: FaultSpec = spec.parse().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
-        .args([
-            "--generate",
-            "50",
-            "--txs-per-block",
-            "2",
-            "--start-block",
-            "100",
-            "--faults",
-            spec,
-            "--fault-seed",
-            "4",
-            "--block-time",
-            "30",
-            "--initial-blocks",
-            "2",
-            "--exit-after",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().unwrap();
+    let node = DevnodeProcess::start(&[
+        "--generate",
+        "50",
+        "--txs-per-block",
+        "2",
+        "--start-block",
+        "100",
+        "--faults",
+        spec,
+        "--fault-seed",
+        "4",
+        "--block-time",
+        "30",
+        "--initial-blocks",
+        "2",
+        "--exit-after",
+        "4",
+    ]);
+    let addr: SocketAddr = node.addr.parse().unwrap();
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#;
     let mut heads = Vec::new();
     let mut n503 = 0;
@@ -1051,21 +1034,15 @@ fn binary_injects_faults_grows_and_reports() {
     assert!(!heads.is_empty() && n503 > 0);
     assert!(heads.windows(2).all(|w| w[1] >= w[0]));
     assert!(heads[0] >= 101);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    let out = node.process.finish(Duration::from_secs(60));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("503 {n503}")), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl-devnode"))
-        .args(["--faults", "teapot:0.1", "--exit-after", "0"])
-        .output()
-        .unwrap();
+    let out = run_devnode(
+        &["--faults", "teapot:0.1", "--exit-after", "0"],
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fault kind"));
 }

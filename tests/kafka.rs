@@ -7,12 +7,12 @@
 //! running broker), so `cargo test --test kafka` works on its own. The stall test runs a tansu
 //! of its own whatever `KAFKA_BROKERS` says, so that freezing it disturbs no other test.
 
-mod kafka_util;
+mod common;
 
+use common::kafka::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use ethetl::pipeline::msg::{BlockMeta, DecodedBatch, Entity, EntitySet, RowBuf, RowFormat};
 use ethetl::sink::kafka::{topic_name, KafkaOptions, KafkaSink, KafkaSinkError};
 use ethetl::sink::{Sink, SinkError};
-use kafka_util::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -6,83 +6,32 @@
 //! The broker is `KAFKA_BROKERS` or the local tansu of `scripts/kafka-up.sh` (started if needed);
 //! the tests that freeze a broker start a tansu of their own (so no other test is disturbed).
 
-mod kafka_util;
+mod common;
 
-use ethetl::devnode::{DevNode, FaultKind, FaultSpec, GenConfig, NodeConfig};
+use common::kafka::{brokers, consume_all, unique_prefix, Got, OwnBroker};
+use common::{ethetl_command, jsonl_rows, shared_fixtures, start_node, stderr_of, Process};
 use ethetl::pipeline::msg::Entity;
 use ethetl::sink::kafka::topic_name;
-use kafka_util::{brokers, consume_all, unique_prefix, Got, OwnBroker};
+use ethetl_devnode::{DevNode, FaultKind, FaultSpec, GenConfig, NodeConfig};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ETHETL: &str = env!("CARGO_BIN_EXE_ethetl");
 const ALL: [Entity; 5] = Entity::ALL;
 const ENTITIES_ARG: &str = "blocks,transactions,logs,token_transfers,receipts";
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("../shared/fixtures not found (CI is set)");
-    }
-    eprintln!("skipping: ../shared/fixtures not found");
-    None
+/// `ethetl export ARGS` (no ETH_RPC_URL from the environment), stdout discarded.
+fn export_command(args: &[&str]) -> Command {
+    let mut cmd = ethetl_command(&[&["export"], args].concat());
+    cmd.stdout(Stdio::null());
+    cmd
 }
 
-/// Runs `ethetl export ARGS`, killing it after `limit`.
+/// Runs `ethetl export ARGS`, killing it (and failing) after `limit`.
 fn run_export(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(ETHETL)
-        .arg("export")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ethetl");
-    wait_bounded(child, limit)
-}
-
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "ethetl ran longer than {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every JSONL row under `dir/<entity>/`, in file-name then line order, without newlines.
-fn jsonl_rows(dir: &Path, entity: Entity) -> Vec<String> {
-    let sub = dir.join(entity.name());
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&sub) {
-        Ok(rd) => rd.map(|e| e.expect("dir entry").path()).collect(),
-        Err(_) => return Vec::new(),
-    };
-    files.sort();
-    let mut rows = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("read jsonl");
-        rows.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
-    }
-    rows
+    Process::start(export_command(args), "ethetl export").finish(limit)
 }
 
 /// (block number, block hash, item_id) of a stream item, read with a JSON parser.
@@ -160,8 +109,8 @@ fn compare_topic(got: &[Got], jsonl: &[String], entity: Entity) {
 
 #[test]
 fn shared_real_blocks_reach_kafka_as_in_jsonl() {
-    let Some(fx) = fixtures() else { return };
-    let node = DevNode::start(NodeConfig::fixtures(fx.join("rpc/mainnet"))).expect("dev node");
+    let Some(fx) = shared_fixtures() else { return };
+    let node = start_node(NodeConfig::fixtures(fx.join("rpc/mainnet")));
     let url = node.url();
     let brokers = brokers();
     let prefix = unique_prefix("e2e-real");
@@ -193,14 +142,14 @@ fn shared_real_blocks_reach_kafka_as_in_jsonl() {
             assert!(
                 o.status.success(),
                 "export {range} to {output}: {}",
-                stderr(&o)
+                stderr_of(&o)
             );
         }
     }
     for e in ALL {
         let mut rows = Vec::new();
         for i in 0..3 {
-            rows.extend(jsonl_rows(&out.path().join(format!("jsonl{i}")), e));
+            rows.extend(jsonl_rows(&out.path().join(format!("jsonl{i}")), e.name()));
         }
         assert!(
             e == Entity::TokenTransfers || !rows.is_empty(),
@@ -226,7 +175,7 @@ fn generated(blocks: u64, start: u64, delay: Option<Duration>) -> DevNode {
         cfg.faults = FaultSpec::only(FaultKind::Stall, 1.0);
         cfg.stall = d;
     }
-    DevNode::start(cfg).expect("dev node")
+    start_node(cfg)
 }
 
 /// item_id → block of every item of the range, from a JSONL export of the same chain.
@@ -246,10 +195,10 @@ fn expected_items(url: &str, range: &str, dir: &Path) -> HashMap<String, u64> {
         ],
         Duration::from_secs(120),
     );
-    assert!(o.status.success(), "jsonl export: {}", stderr(&o));
+    assert!(o.status.success(), "jsonl export: {}", stderr_of(&o));
     let mut items = HashMap::new();
     for e in ALL {
-        for r in jsonl_rows(dir, e) {
+        for r in jsonl_rows(dir, e.name()) {
             let (block, _, id) = item_facts(&r);
             assert!(items.insert(id, block).is_none(), "item_id twice in JSONL");
         }
@@ -319,18 +268,11 @@ fn kill_9_and_resume_leaves_no_gap() {
     let marks = [start + 200, start + 600, start + 1_000, start + 1_400];
     let mut kills: Vec<Option<u64>> = Vec::new();
     for mark in marks {
-        let mut child = Command::new(ETHETL)
-            .arg("export")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ethetl");
+        let mut child = Process::start(export_command(&args), "ethetl export");
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut exited = None;
         while Instant::now() < deadline {
-            if let Some(st) = child.try_wait().expect("try_wait") {
+            if let Some(st) = child.try_wait() {
                 exited = Some(st);
                 break;
             }
@@ -340,13 +282,13 @@ fn kill_9_and_resume_leaves_no_gap() {
             std::thread::sleep(Duration::from_millis(10));
         }
         if let Some(st) = exited {
-            let o = child.wait_with_output().expect("output");
-            panic!("ethetl ended before the kill ({st}): {}", stderr(&o));
+            let o = child.finish(Duration::from_secs(10));
+            panic!("ethetl ended before the kill ({st}): {}", stderr_of(&o));
         }
         // Let some batches go in flight beyond the stored checkpoint, then SIGKILL.
         std::thread::sleep(Duration::from_millis(150));
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
+        child.kill();
+        assert!(child.try_wait().is_some(), "kill -9 and reap");
         kills.push(read_checkpoint(&cp));
     }
     assert!(
@@ -354,7 +296,7 @@ fn kill_9_and_resume_leaves_no_gap() {
         "a run finished before its kill: {kills:?}"
     );
     let o = run_export(&args, Duration::from_secs(180));
-    assert!(o.status.success(), "final run: {}", stderr(&o));
+    assert!(o.status.success(), "final run: {}", stderr_of(&o));
     assert_eq!(read_checkpoint(&cp), Some(last));
 
     let have = kafka_items(&brokers, &prefix);
@@ -439,14 +381,7 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
         "-q",
     ];
     let t0 = Instant::now();
-    let child = Command::new(ETHETL)
-        .arg("export")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ethetl");
+    let child = Process::start(export_command(&args), "ethetl export");
     let deadline = Instant::now() + Duration::from_secs(60);
     while read_checkpoint(&cp).is_none_or(|c| c < start + 40) {
         assert!(Instant::now() < deadline, "no progress before the stall");
@@ -460,8 +395,8 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
     std::thread::sleep(Duration::from_secs(17));
     let before_cont = read_checkpoint(&cp);
     broker.signal("CONT");
-    let o = wait_bounded(child, Duration::from_secs(180));
-    assert!(o.status.success(), "run after the stall: {}", stderr(&o));
+    let o = child.finish(Duration::from_secs(180));
+    assert!(o.status.success(), "run after the stall: {}", stderr_of(&o));
     assert_eq!(read_checkpoint(&cp), Some(start + blocks - 1));
     assert_eq!(
         before_cont, frozen,
@@ -490,7 +425,7 @@ fn broker_stall_mid_run_completes_without_loss_or_duplicates() {
 /// One `error:` line on stderr, exit status 2, and the checkpoint file as it was.
 fn assert_fails_cleanly(args: &[&str], cp: &Path, cp_before: Option<&str>, expect: &str) {
     let o = run_export(args, Duration::from_secs(60));
-    let err = stderr(&o);
+    let err = stderr_of(&o);
     assert_eq!(o.status.code(), Some(2), "exit status; stderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");

@@ -9,18 +9,20 @@
 //! `--requests-per-second` measured on the node's clock, a node that never stops rate limiting,
 //! and no API key in anything the binary prints or writes.
 
+mod common;
+
+use common::{dead_port, generated_node, mainnet_fixtures, run_ethetl, start_node, tree};
 use ethetl::config::{BlockRange, ExportConfig};
-use ethetl::devnode::{DevNode, Era, FaultKind, FaultSpec, GenConfig, NodeConfig, NodeStats};
 use ethetl::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use ethetl::pipeline::run::{error_chain, run_export};
 use ethetl::rpc::retry::Cause;
 use ethetl::sink::{Sink, SinkError};
 use ethetl::stats::RunReport;
+use ethetl_devnode::{DevNode, Era, FaultKind, FaultSpec, GenConfig, NodeConfig, NodeStats};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ------------------------------------------------------------------------------------------------
 // corpora and the clean runs
@@ -55,18 +57,6 @@ const FIXTURE_RANGES: [(u64, u64, bool); 6] = [
     (22_431_080, 22_431_090, false),
     (16_000_003, 16_000_005, false),
 ];
-
-fn fixtures() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    if p.is_dir() {
-        return Some(p.join("rpc/mainnet"));
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("../shared/fixtures not found (required when CI is set)");
-    }
-    eprintln!("skipping: ../shared/fixtures not found");
-    None
-}
 
 fn all_entities() -> EntitySet {
     EntitySet::of(&Entity::ALL)
@@ -135,10 +125,10 @@ fn export(c: &ExportConfig) -> (Rows, RunReport) {
 fn clean_generated() -> &'static Rows {
     static CLEAN: OnceLock<Rows> = OnceLock::new();
     CLEAN.get_or_init(|| {
-        let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+        let node = generated_node(gen_config());
         let (rows, report) = export(&config(&node.url(), gen_range(), all_entities(), 10));
         // Independent check of the baseline: every block and transaction is there.
-        let chain = ethetl::devnode::generate_chain(&gen_config());
+        let chain = ethetl_devnode::generate_chain(&gen_config());
         assert_eq!(report.blocks, BLOCKS);
         assert_eq!(report.transactions, chain.tx_count());
         assert_eq!(report.logs, chain.log_count());
@@ -154,7 +144,7 @@ fn clean_generated() -> &'static Rows {
 fn clean_fixtures(dir: &PathBuf) -> &'static Vec<Rows> {
     static CLEAN: OnceLock<Vec<Rows>> = OnceLock::new();
     CLEAN.get_or_init(|| {
-        let node = DevNode::start(NodeConfig::fixtures(dir)).unwrap();
+        let node = start_node(NodeConfig::fixtures(dir));
         FIXTURE_RANGES
             .iter()
             .map(|&(a, b, receipts)| {
@@ -252,7 +242,7 @@ fn generated_case(
     cfg.retry_after_secs = 0;
     cfg.stall = Duration::from_millis(1500);
     setup(&mut cfg);
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     let mut reports = Vec::new();
     for round in 0..3 {
         let mut c = config(&node.url(), gen_range(), all_entities(), 10);
@@ -283,13 +273,13 @@ fn fixture_case(
     setup: impl Fn(&mut NodeConfig),
     enough: impl Fn(&NodeStats) -> bool,
 ) -> Option<Seen> {
-    let dir = fixtures()?;
+    let dir = mainnet_fixtures()?;
     let clean = clean_fixtures(&dir);
     let mut cfg = NodeConfig::fixtures(&dir);
     cfg.retry_after_secs = 0;
     cfg.stall = Duration::from_millis(1500);
     setup(&mut cfg);
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     let mut reports = Vec::new();
     for round in 0..12 {
         for (i, &(a, b, receipts)) in FIXTURE_RANGES.iter().enumerate() {
@@ -688,15 +678,9 @@ fn a_mix_of_every_fault_without_block_receipts_changes_nothing() {
 // several endpoints
 // ------------------------------------------------------------------------------------------------
 
-/// A port with nothing listening on it.
-fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[test]
 fn dead_and_silent_endpoints_are_benched_and_the_run_completes() {
-    let good = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let good = generated_node(gen_config());
     // Accepts connections (the kernel does) but never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let urls = format!(
@@ -723,8 +707,8 @@ fn dead_and_silent_endpoints_are_benched_and_the_run_completes() {
 
 #[test]
 fn weights_share_the_jobs() {
-    let a = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
-    let b = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let a = generated_node(gen_config());
+    let b = generated_node(gen_config());
     let urls = format!("{} weight=3, {}", a.url(), b.url());
     let mut c = config(&urls, gen_range(), all_entities(), 10);
     c.io_threads = 2;
@@ -744,7 +728,7 @@ fn weights_share_the_jobs() {
 
 #[test]
 fn requests_per_second_is_honoured_on_the_nodes_clock() {
-    let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let node = generated_node(gen_config());
     let range = BlockRange::new(START, START + 59).unwrap();
     let mut c = config(&node.url(), range, block_entities(), 1);
     c.requests_per_second = Some(20.0);
@@ -761,7 +745,7 @@ fn requests_per_second_is_honoured_on_the_nodes_clock() {
 
 #[test]
 fn rate_can_count_calls_per_endpoint() {
-    let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let node = generated_node(gen_config());
     let range = BlockRange::new(START, START + 59).unwrap();
     // Two blocks with receipts per request = 4 calls; 40 calls/s = 10 requests/s.
     let url = format!("{} rps=40 bill=calls", node.url());
@@ -785,7 +769,7 @@ fn retry_after_is_honoured() {
     cfg.faults = spec;
     cfg.fault_seed = seed;
     cfg.retry_after_secs = 2;
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     // One job, so the two requests are the first answer and its retry.
     let range = BlockRange::new(START, START + 4).unwrap();
     let mut c = config(&node.url(), range, block_entities(), 10);
@@ -803,7 +787,7 @@ fn a_node_that_never_stops_rate_limiting_ends_with_a_clear_error() {
     let mut cfg = NodeConfig::generated(gen_config());
     cfg.faults = FaultSpec::only(FaultKind::TooManyRequests, 1.0);
     cfg.retry_after_secs = 0;
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     let range = BlockRange::new(START, START + 4).unwrap();
     let mut c = config(&node.url(), range, block_entities(), 10);
     c.max_retries = 0;
@@ -830,41 +814,7 @@ fn a_node_that_never_stops_rate_limiting_ends_with_a_clear_error() {
 // ------------------------------------------------------------------------------------------------
 
 fn ethetl(args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-        .args(args)
-        .env_remove("ETH_RPC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ethetl {args:?} did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// Every file under `dir` (relative path → bytes).
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    run_ethetl(args, Duration::from_secs(120))
 }
 
 #[test]
@@ -875,8 +825,8 @@ fn the_binary_prints_per_endpoint_counters_and_never_a_key() {
     cfg.retry_after_secs = 0;
     cfg.stall = Duration::from_millis(1500);
     cfg.max_batch_calls = Some(12);
-    let faulty = DevNode::start(cfg).unwrap();
-    let clean = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let faulty = start_node(cfg);
+    let clean = generated_node(gen_config());
     let dir = tempfile::tempdir().unwrap();
     let port = |n: &DevNode| n.addr().port();
     let keyed = format!(
@@ -1225,7 +1175,7 @@ dLal+0SimAXUd+AgWByx8k2vZsVsGOdWgsBVHl7V8+eiTbKlX+/y4A/T
 #[test]
 fn https_certificates_are_always_verified_and_a_ca_bundle_adds_a_private_ca() {
     use std::sync::atomic::Ordering;
-    let node = DevNode::start(NodeConfig::generated(gen_config())).unwrap();
+    let node = generated_node(gen_config());
     let front = tls::Front::start(node.url());
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");

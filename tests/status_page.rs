@@ -5,12 +5,13 @@
 //! numbers `/stats` serves and a drawn chart. Without Chromium the test is skipped with a
 //! message, unless CI is set (then it fails).
 
-use ethetl::devnode::{DevNode, GenConfig, NodeConfig};
+mod common;
+
+use common::{ethetl_command, generated_node, http_get_ok, stderr_of, Process};
+use ethetl_devnode::GenConfig;
 use sonic_rs::JsonValueTrait;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,15 +37,6 @@ fn chromium_present() -> bool {
         })
 }
 
-fn get(url: &str) -> String {
-    ureq::get(url)
-        .call()
-        .expect("GET")
-        .body_mut()
-        .read_to_string()
-        .unwrap()
-}
-
 /// The text of the element with `id` in a serialized DOM.
 fn shown<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     let at = dom.find(&format!("id=\"{id}\""))?;
@@ -52,18 +44,6 @@ fn shown<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     let open = rest.find('>')?;
     let close = rest[open..].find('<')?;
     Some(rest[open + 1..open + close].trim())
-}
-
-/// Kills the child if the test fails before it stopped it.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 #[test]
@@ -75,70 +55,34 @@ fn status_page_renders_live_numbers_and_the_chart_in_chromium() {
         eprintln!("skipping: Chromium not found (apt-get install chromium to run this test)");
         return;
     }
-    let node = DevNode::start(NodeConfig::generated(GenConfig {
+    let node = generated_node(GenConfig {
         blocks: BLOCKS,
         start_block: START,
         seed: 3,
         txs_per_block: Some(6),
         ..GenConfig::default()
-    }))
-    .expect("start dev node");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-        .args([
-            "stream",
-            "--rpc",
-            &node.url(),
-            "--start-block",
-            &START.to_string(),
-            "--poll-interval",
-            "0.2",
-            "--output",
-            "null",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .env_remove("ETH_RPC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ethetl");
-    let mut err = child.stderr.take().unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let e2 = Arc::clone(&stderr);
-    let reader = thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            e2.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
     });
-    let pid = child.id();
-    let mut guard = Guard(Some(child));
-
+    let mut cmd = ethetl_command(&[
+        "stream",
+        "--rpc",
+        &node.url(),
+        "--start-block",
+        &START.to_string(),
+        "--poll-interval",
+        "0.2",
+        "--output",
+        "null",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    cmd.stdout(Stdio::null());
+    // Killed when dropped, should the test fail before it stopped it.
+    let mut child = Process::start(cmd, "ethetl stream");
     let t = Instant::now();
-    let url = loop {
-        let text = stderr.lock().unwrap().clone();
-        if let Some(line) = text.lines().find(|l| l.starts_with("stats: http://")) {
-            break line["stats: ".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no stats URL: {text}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
+    let url = child.stats_url();
     let last = START + BLOCKS - 1;
     loop {
-        let v: sonic_rs::Value = sonic_rs::from_str(&get(&format!("{url}stats"))).unwrap();
+        let v: sonic_rs::Value = sonic_rs::from_str(&http_get_ok(&format!("{url}stats"))).unwrap();
         if v["checkpoint_block"].as_u64() == Some(last) {
             break;
         }
@@ -150,7 +94,7 @@ fn status_page_renders_live_numbers_and_the_chart_in_chromium() {
     }
     // A few chart samples (one per second).
     thread::sleep(Duration::from_millis(2500));
-    let stats: sonic_rs::Value = sonic_rs::from_str(&get(&format!("{url}stats"))).unwrap();
+    let stats: sonic_rs::Value = sonic_rs::from_str(&http_get_ok(&format!("{url}stats"))).unwrap();
 
     let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page");
     let _ = std::fs::remove_dir_all(&out);
@@ -216,23 +160,7 @@ fn status_page_renders_live_numbers_and_the_chart_in_chromium() {
         out.join("status.png").display()
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let mut child = guard.0.take().unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("ethetl did not stop after SIGTERM");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = reader.join();
-    assert_eq!(status.code(), Some(0), "{}", stderr.lock().unwrap());
+    child.signal("TERM");
+    let out = child.finish(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }

@@ -6,25 +6,28 @@
 //! duplicate), reorg rows on stdout and in the `<prefix>.reorgs` Kafka topic, and the HTTP stats (`/metrics` through a strict
 //! Prometheus text parser, `/stats`, `/healthz`).
 
+mod common;
+
+use common::kafka::{brokers, consume_all, unique_prefix};
+use common::{ethetl_command, http_get, run_ethetl, start_node, Process};
 use ethetl::callback::{items, BlockItem, ReorgItem, TransactionItem};
-use ethetl::devnode::{DevNode, GenConfig, Growth, NodeConfig, ReorgEvent};
 use ethetl::metrics::Metrics;
 use ethetl::stream::{StreamConfig, StreamError, StreamReport, Streamer};
 use ethetl::{DecodedBatch, Entity};
+use ethetl_devnode::{DevNode, GenConfig, Growth, NodeConfig, ReorgEvent};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-mod kafka_util;
-
 const START: u64 = 20_000_000;
 const TXS: u64 = 4;
+
+/// How long a run of the binary that should end at once may take.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn gen(blocks: u64, seed: u64) -> GenConfig {
     GenConfig {
@@ -45,7 +48,7 @@ fn manual_node(blocks: u64, initial: u64, reorg: Option<(u64, u64)>) -> DevNode 
         reorg_every: reorg.map(|r| r.0),
         reorg_depth: reorg.map_or(2, |r| r.1),
     });
-    DevNode::start(cfg).expect("start dev node")
+    start_node(cfg)
 }
 
 fn hex32(h: &[u8; 32]) -> String {
@@ -464,7 +467,7 @@ fn node_errors_are_retried_and_nothing_is_lost_or_repeated() {
     let mut cfg = NodeConfig::generated(gen(40, 13));
     cfg.faults = "500:0.2,reset:0.05".parse().unwrap();
     cfg.fault_seed = 4;
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     let mut c = config(&node, 0);
     c.export.max_retries = 0;
     c.stop_at_block = Some(START + 39);
@@ -583,83 +586,6 @@ fn reorg_rows_land_in_their_own_files() {
 // ---------------------------------------------------------------------------------------------
 // The binary.
 
-fn spawn(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ethetl"))
-        .args(args)
-        .env_remove("ETH_RPC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ethetl")
-}
-
-/// Reads the child's stdout and stderr on threads (so it never blocks on a full pipe); the
-/// stderr text so far is shared.
-struct Pipes {
-    stdout: thread::JoinHandle<Vec<u8>>,
-    stderr: Arc<Mutex<String>>,
-    stderr_done: thread::JoinHandle<()>,
-}
-
-fn pipes(child: &mut Child) -> Pipes {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let e2 = Arc::clone(&stderr);
-    Pipes {
-        stdout: thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
-            v
-        }),
-        stderr,
-        stderr_done: thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                e2.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }),
-    }
-}
-
-/// Waits for the child (at most `secs`), then collects its output.
-fn finish(mut child: Child, p: Pipes, secs: u64) -> Output {
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            panic!(
-                "ethetl did not exit within {secs} s; stderr: {}",
-                p.stderr.lock().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let status = child.wait().unwrap();
-    let stdout = p.stdout.join().unwrap();
-    let _ = p.stderr_done.join();
-    let stderr = p.stderr.lock().unwrap().clone().into_bytes();
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 fn timed_node(blocks: u64, initial: u64, block_ms: u64, reorg: Option<(u64, u64)>) -> DevNode {
     let mut cfg = NodeConfig::generated(gen(blocks, 5));
     cfg.growth = Some(Growth {
@@ -668,7 +594,7 @@ fn timed_node(blocks: u64, initial: u64, block_ms: u64, reorg: Option<(u64, u64)
         reorg_every: reorg.map(|r| r.0),
         reorg_depth: reorg.map_or(2, |r| r.1),
     });
-    DevNode::start(cfg).expect("start dev node")
+    start_node(cfg)
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -726,16 +652,15 @@ fn sigterm_stops_cleanly_and_a_restart_continues_without_gap_or_duplicate() {
         "--chunk-size",
         "5",
     ]);
-    let mut child = spawn(&base);
-    let p = pipes(&mut child);
+    let child = Process::start(ethetl_command(&base), "ethetl stream");
     // Let it follow the head for a while (a dozen new blocks).
     let t = Instant::now();
     while node_head(&node) < START + 22 {
         assert!(t.elapsed() < Duration::from_secs(30));
         thread::sleep(Duration::from_millis(20));
     }
-    signal(&child, "-TERM");
-    let first = finish(child, p, 20);
+    child.signal("TERM");
+    let first = child.finish(Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
     assert_eq!(first.status.code(), Some(0), "{stderr}");
     assert!(
@@ -759,9 +684,8 @@ fn sigterm_stops_cleanly_and_a_restart_continues_without_gap_or_duplicate() {
     again.extend(args(&["--stop-at-block", &stop_at.to_string(), "--report"]));
     let report = dir.path().join("report.json");
     again.push(report.to_str().unwrap().to_string());
-    let mut child = spawn(&again);
-    let p = pipes(&mut child);
-    let second = finish(child, p, 60);
+    let child = Process::start(ethetl_command(&again), "ethetl stream");
+    let second = child.finish(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&second.stderr).into_owned();
     assert_eq!(second.status.code(), Some(0), "{stderr}");
     assert!(
@@ -806,9 +730,8 @@ fn reorg_rows_on_stdout_follow_the_node() {
         "--stop-at-block",
         &(START + 33).to_string(),
     ]);
-    let mut child = spawn(&child_args);
-    let p = pipes(&mut child);
-    let out = finish(child, p, 60);
+    let child = Process::start(ethetl_command(&child_args), "ethetl stream");
+    let out = child.finish(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
@@ -1114,20 +1037,9 @@ fn parse_prometheus(text: &str) -> (Vec<Sample>, BTreeMap<String, String>) {
     (samples, types)
 }
 
-fn get(url: &str) -> (u16, String) {
-    let mut resp = ureq::get(url)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("GET");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap())
-}
-
 /// Starts `ethetl stream --http 127.0.0.1:0 EXTRA...` and returns its stats URL once it is
 /// printed.
-fn stream_with_http(node: &DevNode, extra: &[&str]) -> (Child, Pipes, String) {
+fn stream_with_http(node: &DevNode, extra: &[&str]) -> (Process, String) {
     let mut a = args(&[
         "stream",
         "--rpc",
@@ -1138,25 +1050,9 @@ fn stream_with_http(node: &DevNode, extra: &[&str]) -> (Child, Pipes, String) {
         "127.0.0.1:0",
     ]);
     a.extend(args(extra));
-    let mut child = spawn(&a);
-    let p = pipes(&mut child);
-    let t = Instant::now();
-    let url = loop {
-        let text = p.stderr.lock().unwrap().clone();
-        if let Some(line) = text.lines().find(|l| l.starts_with("stats: http://")) {
-            break line["stats: ".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no stats URL printed: {text}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
-    (child, p, url)
+    let mut child = Process::start(ethetl_command(&a), "ethetl stream");
+    let url = child.stats_url();
+    (child, url)
 }
 
 #[test]
@@ -1166,7 +1062,7 @@ fn metrics_stats_and_health_over_http() {
     let node = timed_node(blocks, 20, 50, None);
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp");
-    let (child, p, url) = stream_with_http(
+    let (child, url) = stream_with_http(
         &node,
         &[
             "--checkpoint",
@@ -1180,7 +1076,7 @@ fn metrics_stats_and_health_over_http() {
     let last = START + blocks - 1;
     let t = Instant::now();
     let stats = loop {
-        let (st, body) = get(&format!("{url}stats"));
+        let (st, body) = http_get(&format!("{url}stats"));
         assert_eq!(st, 200);
         let v: sonic_rs::Value = sonic_rs::from_str(&body).unwrap();
         if v["checkpoint_block"].as_u64() == Some(last) && v["head"].as_u64() == Some(last) {
@@ -1193,7 +1089,7 @@ fn metrics_stats_and_health_over_http() {
         thread::sleep(Duration::from_millis(50));
     };
     // The generator's own transaction and log counts.
-    let chain = ethetl::devnode::generate_chain(&gen(blocks, 5));
+    let chain = ethetl_devnode::generate_chain(&gen(blocks, 5));
     let txs: u64 = chain.blocks.iter().map(|b| b.tx_hashes.len() as u64).sum();
     let logs: u64 = chain
         .blocks
@@ -1223,7 +1119,7 @@ fn metrics_stats_and_health_over_http() {
     assert!(stats["last_error"].is_null());
     assert_eq!(stats["healthy"].as_bool(), Some(true));
 
-    let (st, text) = get(&format!("{url}metrics"));
+    let (st, text) = http_get(&format!("{url}metrics"));
     assert_eq!(st, 200);
     let (samples, types) = parse_prometheus(&text);
     let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
@@ -1292,14 +1188,14 @@ fn metrics_stats_and_health_over_http() {
         0.0
     );
 
-    let (st, body) = get(&format!("{url}healthz"));
+    let (st, body) = http_get(&format!("{url}healthz"));
     assert_eq!((st, body.as_str()), (200, "ok\n"));
-    let (st, page) = get(&url);
+    let (st, page) = http_get(&url);
     assert_eq!(st, 200);
     assert!(page.contains("id=\"chart\""));
 
-    signal(&child, "-TERM");
-    let out = finish(child, p, 20);
+    child.signal("TERM");
+    let out = child.finish(Duration::from_secs(20));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1310,10 +1206,7 @@ fn metrics_stats_and_health_over_http() {
 
 #[test]
 fn stream_help_and_flag_errors() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-        .args(["stream", "--help"])
-        .output()
-        .unwrap();
+    let out = run_ethetl(&["stream", "--help"], LIMIT);
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
@@ -1349,11 +1242,7 @@ fn stream_help_and_flag_errors() {
             a.pop();
         }
         a.extend(bad.iter().copied());
-        let out = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-            .args(&a)
-            .env_remove("ETH_RPC_URL")
-            .output()
-            .unwrap();
+        let out = run_ethetl(&a, LIMIT);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{a:?}: {err}");
         assert!(
@@ -1370,7 +1259,7 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
     let mut cfg = NodeConfig::generated(gen(24, 9));
     cfg.faults = "stall:1".parse().unwrap();
     cfg.stall = Duration::from_millis(150);
-    let node = DevNode::start(cfg).unwrap();
+    let node = start_node(cfg);
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let a = args(&[
@@ -1392,27 +1281,12 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    let mut child = spawn(&a);
-    let p = pipes(&mut child);
+    let mut child = Process::start(ethetl_command(&a), "ethetl export");
     let t = Instant::now();
-    let url = loop {
-        let text = p.stderr.lock().unwrap().clone();
-        if let Some(line) = text.lines().find(|l| l.starts_with("stats: http://")) {
-            break line["stats: ".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .to_string();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no stats URL: {text}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
+    let url = child.stats_url();
     // Mid-run: some blocks done, not all; the range end is known, the head is not polled.
     let mid = loop {
-        let (_, body) = get(&format!("{url}stats"));
+        let (_, body) = http_get(&format!("{url}stats"));
         let v: sonic_rs::Value = sonic_rs::from_str(&body).unwrap();
         let done = v["blocks_streamed"].as_u64().unwrap();
         if done >= 3 {
@@ -1430,7 +1304,7 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
     assert!(mid["head"].is_null());
     let cp = mid["checkpoint_block"].as_u64().unwrap();
     assert!((START..START + 23).contains(&cp), "{cp}");
-    let (_, text) = get(&format!("{url}metrics"));
+    let (_, text) = http_get(&format!("{url}metrics"));
     let (samples, _) = parse_prometheus(&text);
     let batches = samples
         .iter()
@@ -1455,7 +1329,7 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
         "every request stalled 150 ms, none is in the 0.1 s bucket"
     );
 
-    let out = finish(child, p, 60);
+    let out = child.finish(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // The summary: blocks, transactions, logs, transfers, bytes, retries, time, rates.
@@ -1484,11 +1358,11 @@ fn export_serves_live_stats_and_ends_with_a_summary() {
 
 #[test]
 fn kafka_output_gets_reorg_rows_in_their_own_topic() {
-    let brokers = kafka_util::brokers();
-    let prefix = kafka_util::unique_prefix("stream-reorgs");
+    let brokers = brokers();
+    let prefix = unique_prefix("stream-reorgs");
     // Reorg on every 3rd reveal, replacing 2 blocks.
     let node = manual_node(40, 6, Some((3, 2)));
-    let (child, p, url) = stream_with_http(
+    let (child, url) = stream_with_http(
         &node,
         &[
             "--output",
@@ -1504,7 +1378,7 @@ fn kafka_output_gets_reorg_rows_in_their_own_topic() {
     let wait_for = |block: u64| {
         let t = Instant::now();
         loop {
-            let (_, body) = get(&format!("{url}stats"));
+            let (_, body) = http_get(&format!("{url}stats"));
             let v: sonic_rs::Value = sonic_rs::from_str(&body).unwrap();
             if v["checkpoint_block"].as_u64() == Some(block) && v["head"].as_u64() == Some(block) {
                 return;
@@ -1522,9 +1396,9 @@ fn kafka_output_gets_reorg_rows_in_their_own_topic() {
         head = node.advance().unwrap();
         wait_for(head);
     }
-    let (_, metrics) = get(&format!("{url}metrics"));
-    signal(&child, "-TERM");
-    let out = finish(child, p, 30);
+    let (_, metrics) = http_get(&format!("{url}metrics"));
+    child.signal("TERM");
+    let out = child.finish(Duration::from_secs(30));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1542,12 +1416,12 @@ fn kafka_output_gets_reorg_rows_in_their_own_topic() {
 
     let events = node.reorgs();
     assert_eq!(events.len(), 2);
-    let reorgs = kafka_util::consume_all(
+    let reorgs = consume_all(
         &brokers,
         &format!("{prefix}.reorgs"),
         Duration::from_secs(30),
     );
-    let blocks = kafka_util::consume_all(
+    let blocks = consume_all(
         &brokers,
         &format!("{prefix}.blocks"),
         Duration::from_secs(30),
@@ -1603,29 +1477,29 @@ fn stream_honours_the_rate_limit_flags() {
     let start = first.to_string();
     let stop = (first + 29).to_string();
     let out = out_dir.path().display().to_string();
-    let child = spawn(&args(&[
-        "stream",
-        "--rpc",
-        &url,
-        "--start-block",
-        &start,
-        "--stop-at-block",
-        &stop,
-        "--batch-size",
-        "1",
-        "--requests-per-second",
-        "10",
-        "--max-concurrency",
-        "2",
-        "--poll-interval",
-        "0.05",
-        "--output",
-        &out,
-        "--quiet",
-    ]));
-    let mut child = child;
-    let p = pipes(&mut child);
-    let o = finish(child, p, 60);
+    let o = run_ethetl(
+        &[
+            "stream",
+            "--rpc",
+            &url,
+            "--start-block",
+            &start,
+            "--stop-at-block",
+            &stop,
+            "--batch-size",
+            "1",
+            "--requests-per-second",
+            "10",
+            "--max-concurrency",
+            "2",
+            "--poll-interval",
+            "0.05",
+            "--output",
+            &out,
+            "--quiet",
+        ],
+        Duration::from_secs(60),
+    );
     assert_eq!(
         o.status.code(),
         Some(0),

@@ -254,11 +254,11 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
 ///
 /// ```
 /// use ethetl::config::{BlockRange, ExportConfig};
-/// use ethetl::devnode::{DevNode, GenConfig, NodeConfig};
 /// use ethetl::pipeline::msg::DecodedBatch;
 /// use ethetl::pipeline::run::run_export;
 /// use ethetl::sink::{Sink, SinkError};
 /// use ethetl::Entity;
+/// use ethetl_devnode::{DevNode, GenConfig, NodeConfig};
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
 /// use std::time::Duration;

@@ -278,7 +278,7 @@ fn parse_qty(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devnode::{DevNode, GenConfig, NodeConfig};
+    use ethetl_devnode::{DevNode, GenConfig, NodeConfig};
 
     fn client(urls: &[String]) -> (HeadClient, Arc<RequestCounters>) {
         let eps: Vec<Endpoint> = urls.iter().map(|u| Endpoint::parse(u).unwrap()).collect();

@@ -198,7 +198,7 @@ impl GeneratedChain {
     }
 
     /// The JSON-RPC batch response body a node sends for the request that
-    /// [`crate::rpc::batch::write_request`] builds for blocks `start..=end` (ids `2*i` for the
+    /// `ethetl::rpc::batch::write_request` builds for blocks `start..=end` (ids `2*i` for the
     /// block, `2*i + 1` for its receipts), answers in request order. `None` if a block of the
     /// range was not generated.
     pub fn batch_response(&self, start: u64, end: u64, with_receipts: bool) -> Option<Vec<u8>> {

@@ -2,8 +2,13 @@
 //! against. It serves fixture directories byte-for-byte and/or a deterministic, mainnet-shaped
 //! generated chain, from bytes rendered once at start-up, so it is never the bottleneck.
 //!
+//! It is a crate of its own so that the product never compiles it: `ethetl` uses it only as a
+//! dev-dependency (tests, benches, doc tests), and the `ethetl-devnode` binary of this crate is
+//! what the demo, the benchmark and the comparison scripts start. It does not depend on
+//! `ethetl`. Other packages' tests and benches find the binary with [`locate::binary`].
+//!
 //! ```no_run
-//! use ethetl::devnode::{DevNode, Era, GenConfig, NodeConfig};
+//! use ethetl_devnode::{DevNode, Era, GenConfig, NodeConfig};
 //!
 //! let node = DevNode::start(NodeConfig::generated(GenConfig {
 //!     blocks: 50,
@@ -66,6 +71,7 @@ pub mod growth;
 mod handler;
 mod http;
 mod json;
+pub mod locate;
 mod server;
 pub mod store;
 

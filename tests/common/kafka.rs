@@ -1,7 +1,7 @@
-//! Helpers shared by the Kafka test files: find (or start) the test broker, make unique topic
+//! The Kafka part of the test scaffolding: find (or start) the test broker, make unique topic
 //! prefixes, and read topics back to the end with a group-less `BaseConsumer`.
-#![allow(dead_code)]
 
+use super::signal;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -207,17 +207,4 @@ impl Drop for OwnBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Sends signal `sig` (a name such as "STOP", "CONT", "KILL") to process `pid`.
-pub fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(
-        status.success() || sig == "CONT",
-        "kill -{sig} {pid} failed"
-    );
 }

@@ -1,7 +1,8 @@
 //! `ethetl-devnode`: a local JSON-RPC node for ethetl's tests, demos and benchmarks (see
-//! [`ethetl::devnode`]). Prints its address as the first stdout line, then serves until
+//! [`ethetl_devnode`]). Prints its address as the first stdout line, then serves until
 //! SIGINT/SIGTERM or `--exit-after`; optionally injects reproducible faults, grows the chain
-//! over time and reorganises it. Prints traffic, faults and reorgs on exit.
+//! over time and reorganises it. Prints traffic, faults and reorgs on exit. `--version`/`-V`
+//! print `ethetl-devnode <version>`; `-h` is `--help`.
 
 // mimalloc: generating a large chain allocates millions of small buffers across threads.
 #[global_allocator]
@@ -9,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use argh::FromArgs;
-use ethetl::devnode::{DevNode, Era, FaultSpec, GenConfig, Growth, NodeConfig, UnknownBlock};
+use ethetl_devnode::{DevNode, Era, FaultSpec, GenConfig, Growth, NodeConfig, UnknownBlock};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ use std::time::{Duration, Instant};
 /// deterministic alternative fork one block longer (new hashes and transactions, consistent
 /// parentHash chain from the common ancestor).
 struct Args {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+
     /// fixture chain directory laid out as <DIR>/<block>/eth_getBlockByNumber.json,
     /// eth_getBlockReceipts.json, eth_getTransactionReceipt/<hash>.json (e.g.
     /// ../shared/fixtures/rpc/mainnet); repeatable
@@ -154,8 +159,18 @@ struct Args {
     reorg_depth: u64,
 }
 
+/// Exit status of a usage error (bad or unknown flag), as for any other failure.
+const USAGE: i32 = 2;
+
 fn main() {
-    let args: Args = argh::from_env();
+    let args = match parse_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(code) => std::process::exit(code),
+    };
+    if args.version {
+        println!("ethetl-devnode {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     std::process::exit(match run(args) {
         Ok(()) => 0,
         Err(e) => {
@@ -163,6 +178,36 @@ fn main() {
             2
         }
     });
+}
+
+/// Parses the command line like `argh::from_env`, but with `-h` accepted for `--help` (argh
+/// knows only `--help`). `Err` carries the exit status once help or the error is printed.
+fn parse_args(argv: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, i32> {
+    let argv: Vec<String> = match argv.map(|a| a.into_string()).collect() {
+        Ok(a) => a,
+        Err(bad) => {
+            eprintln!("ethetl-devnode: error: argument {bad:?} is not valid UTF-8");
+            return Err(USAGE);
+        }
+    };
+    let rest: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
+    Args::from_args(&["ethetl-devnode"], &rest).map_err(|early| match early.status {
+        Ok(()) => {
+            print!("{}", early.output);
+            0
+        }
+        Err(()) => {
+            eprintln!(
+                "{}\nRun ethetl-devnode --help for more information.",
+                early.output.trim_end()
+            );
+            USAGE
+        }
+    })
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
