@@ -12,9 +12,10 @@ use crate::sink::{Sink, SinkError};
 /// Why a [`CallbackSink`] failed: the callback's own error, with the blocks it was given.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackSinkError {
-    #[error("{context}")]
+    #[error("the callback failed on blocks {start}..={end}")]
     Failed {
-        context: String,
+        start: u64,
+        end: u64,
         #[source]
         source: BoxError,
     },
@@ -59,10 +60,8 @@ where
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
         (self.f)(&batch).map_err(|source| {
             SinkError::from(CallbackSinkError::Failed {
-                context: format!(
-                    "the callback failed on blocks {}..={}",
-                    batch.start, batch.end
-                ),
+                start: batch.start,
+                end: batch.end,
                 source,
             })
         })?;

@@ -246,8 +246,9 @@ macro_rules! pipeline_struct {
             /// option with a value, a switch that is on, a repeatable flag given at least once.
             /// `None` for a name that is not a shared flag.
             pub fn is_set(&self, long: &str) -> Option<bool> {
+                let field = long.replace('-', "_");
                 $(
-                    if long.replace('-', "_") == stringify!($sf) {
+                    if field == stringify!($sf) {
                         return Some(Given::given(&self.$sf));
                     }
                 )*

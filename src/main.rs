@@ -105,12 +105,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match cli.command {
-        Some(Command::Export(args)) if show => show_config(CommandName::Export, &merged, |env| {
-            ExportConfig::from_args(&args, env).map(|c| (c, None))
-        }),
-        Some(Command::Stream(args)) if show => show_config(CommandName::Stream, &merged, |env| {
-            StreamConfig::from_args(&args, env).map(|c| (c.export.clone(), Some(c)))
-        }),
+        Some(Command::Export(args)) if show => show_config(
+            CommandName::Export,
+            &merged,
+            ExportConfig::from_args(&args, None).map(|c| (c, None)),
+        ),
+        Some(Command::Stream(args)) if show => show_config(
+            CommandName::Stream,
+            &merged,
+            StreamConfig::from_args(&args, None).map(|c| (c.export.clone(), Some(c))),
+        ),
         Some(Command::Export(args)) => export(&args),
         Some(Command::Stream(args)) => stream(&args),
         Some(Command::Config(_)) => {
@@ -134,12 +138,9 @@ fn merge(cmd: CommandName, args: &[String]) -> Result<Merged, settings::Settings
 fn show_config(
     cmd: CommandName,
     merged: &Merged,
-    resolve: impl FnOnce(
-        Option<String>,
-    )
-        -> Result<(ExportConfig, Option<StreamConfig>), ethetl::config::ConfigError>,
+    resolved: Result<(ExportConfig, Option<StreamConfig>), ethetl::config::ConfigError>,
 ) -> ExitCode {
-    let (config, stream) = match resolve(None) {
+    let (config, stream) = match resolved {
         Ok(c) => c,
         Err(e) => {
             say!("error: {}", error_chain(&e));

@@ -432,14 +432,27 @@ fn read_file(
             }
             let mine = flags.iter().find(|f| f.long == long);
             let theirs = other_flags.iter().find(|f| f.long == long);
-            let Some(flag) = mine.or(theirs) else {
-                let hint = ALIASES
-                    .iter()
-                    .find(|(a, _)| a.trim_start_matches('-') == long)
-                    .map(|(_, ours)| {
-                        format!(" (ethetl's name is `{}`)", ours.trim_start_matches('-'))
-                    })
-                    .unwrap_or_else(|| " (keys are the long flag names, e.g. batch-size)".into());
+            // A top-level key may be a flag of either command; a key in `[export]` or
+            // `[stream]` must be a flag of that command. The whole file is checked the same
+            // way whichever command runs.
+            let found = match section {
+                None => mine.or(theirs),
+                Some(c) if c == command => mine,
+                Some(_) => theirs,
+            };
+            let Some(flag) = found else {
+                let hint = match (section, mine.or(theirs)) {
+                    (Some(c), Some(_)) => format!(" (it is not a flag of `ethetl {}`)", c.as_str()),
+                    _ => ALIASES
+                        .iter()
+                        .find(|(a, _)| a.trim_start_matches('-') == long)
+                        .map(|(_, ours)| {
+                            format!(" (ethetl's name is `{}`)", ours.trim_start_matches('-'))
+                        })
+                        .unwrap_or_else(|| {
+                            " (keys are the long flag names, e.g. batch-size)".into()
+                        }),
+                };
                 return Err(SettingsError::UnknownKey {
                     path: path.to_path_buf(),
                     line,
@@ -455,21 +468,6 @@ fn read_file(
                     reason: "cannot be set inside a config file".into(),
                 });
             }
-            if section.is_some() && section != Some(command) {
-                continue;
-            }
-            if mine.is_none() {
-                // A top-level key only the other command has (lag while exporting, say).
-                if section.is_some() {
-                    return Err(SettingsError::UnknownKey {
-                        path: path.to_path_buf(),
-                        line,
-                        key: key.to_string(),
-                        hint: format!(" (it is not a flag of `ethetl {}`)", command.as_str()),
-                    });
-                }
-                continue;
-            }
             let values =
                 file_values(item, flag.kind).map_err(|reason| SettingsError::BadValue {
                     path: path.to_path_buf(),
@@ -477,6 +475,11 @@ fn read_file(
                     key: key.to_string(),
                     reason,
                 })?;
+            // Keys of the other command (its table, or a top-level key only it has) are
+            // checked above and not applied.
+            if section.is_some_and(|c| c != command) || mine.is_none() {
+                continue;
+            }
             if let Some(values) = values {
                 out.insert(long, (values, line));
             }
@@ -654,6 +657,17 @@ mod tests {
         assert!(e.contains(":2: unknown key `lag`"), "{e}");
         let e = run("[export]\nbatch-size = { a = 1 }\n");
         assert!(e.contains(":2:"), "{e}");
+        // The other command's table is checked as well.
+        let e = run("[stream]\nlag = true\n");
+        assert!(
+            e.contains(":2: key `lag` expects a string or a number"),
+            "{e}"
+        );
+        let e = run("[stream]\noverwrite = true\n");
+        assert!(
+            e.contains(":2: unknown key `overwrite` (it is not a flag of `ethetl stream`)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 use common::{dead_port, ethetl_command, files_under, run_ethetl, Process};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -896,20 +896,17 @@ fn unknown_output_schemes_are_refused_without_echoing_the_url() {
         "postgresql://etl:SECRETPW@db/chain",
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-            .current_dir(dir.path())
-            .args([
-                "export",
-                "--rpc",
-                "http://127.0.0.1:1",
-                "-b",
-                "1",
-                "-o",
-                url,
-            ])
-            .env_remove("ETH_RPC_URL")
-            .output()
-            .unwrap();
+        let mut cmd = ethetl_command(&[
+            "export",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "-b",
+            "1",
+            "-o",
+            url,
+        ]);
+        cmd.current_dir(dir.path());
+        let out = Process::start(cmd, "ethetl").finish(Duration::from_secs(60));
         let scheme = url.split("://").next().unwrap();
         let line = one_error_line(&out, &[&format!("`{scheme}://`"), "kafka://"]);
         assert!(
@@ -923,30 +920,26 @@ fn unknown_output_schemes_are_refused_without_echoing_the_url() {
 #[test]
 fn a_closed_stderr_is_not_a_panic() {
     // `ethetl ... 2>&1 | head -c 0`: the reader is gone before the error is printed.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ethetl"))
-        .args(["export", "--blocks", "bad-range", "-o", "null"])
-        .env_remove("ETH_RPC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = ethetl_command(&["export", "--blocks", "bad-range", "-o", "null"]);
+    let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
     drop(child.stderr.take());
-    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ethetl did not exit within 60 s");
+        thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(status.code(), Some(2), "exit 2, not a panic (101)");
 }
 
-/// Runs the binary with `env` set and no `ETH_RPC_URL` or `ETHETL_*` variable of the caller's.
+/// Runs the binary with `env` set (and no `ETH_RPC_URL` or `ETHETL_*` variable of the
+/// caller's), killing it after 60 s.
 fn ethetl_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethetl"));
-    cmd.args(args).env_remove("ETH_RPC_URL");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETHETL_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = ethetl_command(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::null()).output().expect("run ethetl")
+    Process::start(cmd, "ethetl").finish(Duration::from_secs(60))
 }

@@ -127,11 +127,6 @@ impl SinkError {
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         self.source.downcast_ref::<E>()
     }
-
-    /// The sink's own error.
-    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.source
-    }
 }
 
 impl std::fmt::Display for SinkError {

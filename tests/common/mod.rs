@@ -125,11 +125,17 @@ fn piped<S: AsRef<OsStr>>(program: impl AsRef<OsStr>, args: &[S]) -> Command {
     cmd
 }
 
-/// `ethetl ARGS` without `ETH_RPC_URL` from the environment, stdin closed, stdout and stderr
-/// piped; not started.
+/// `ethetl ARGS` without `ETH_RPC_URL` or any `ETHETL_*` setting from the environment (a
+/// developer's `ETHETL_BATCH_SIZE` must not change what a test sees), stdin closed, stdout and
+/// stderr piped; not started.
 pub fn ethetl_command<S: AsRef<OsStr>>(args: &[S]) -> Command {
     let mut cmd = piped(ETHETL, args);
     cmd.env_remove("ETH_RPC_URL");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETHETL_") {
+            cmd.env_remove(k);
+        }
+    }
     cmd
 }
 
