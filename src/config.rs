@@ -367,7 +367,7 @@ impl ExportConfig {
 
     /// Whether requests include `eth_getBlockReceipts` calls.
     pub fn needs_receipts(&self) -> bool {
-        self.entities.needs_receipts()
+        crate::decode::dataset::needs_receipts(self.entities)
     }
 }
 
@@ -886,10 +886,10 @@ mod tests {
     fn entities() {
         let s = parse_entities("blocks, transactions,receipts").unwrap();
         assert!(s.contains(Entity::Receipts) && !s.contains(Entity::Logs));
-        assert!(s.needs_receipts());
-        assert!(!parse_entities("block,transaction")
-            .unwrap()
-            .needs_receipts());
+        assert!(crate::decode::dataset::needs_receipts(s));
+        assert!(!crate::decode::dataset::needs_receipts(
+            parse_entities("block,transaction").unwrap()
+        ));
         let e = parse_entities("blocks,traces").unwrap_err().to_string();
         assert!(
             e.contains("traces") && e.contains("token_transfers") && e.contains("receipts"),

@@ -251,7 +251,7 @@ fn check_block_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
     }
     // Export JSON files: every field equal (key order differs from stream items).
     for e in Entity::ALL {
-        if e.needs_receipts() && !with_receipts {
+        if ethetl::decode::dataset::dataset(e).needs_receipts() && !with_receipts {
             continue;
         }
         let p = exp.join(format!("{}.json", e.name()));

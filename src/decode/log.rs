@@ -4,14 +4,52 @@
 //! block_number, block_timestamp, block_hash, item_id, item_timestamp`). `address` is passed
 //! through as the node sent it; `topics` is a list (CSV: joined with `,`).
 
+use super::dataset::{
+    nullable as opt, order, required as req, Dataset, Field, FieldType::*, GET_BLOCK, GET_RECEIPTS,
+};
 use super::model::Log;
 use super::receipt::BlockCtx;
-use super::write::{FieldError, Row, V};
-use crate::pipeline::msg::{RowBuf, RowFormat};
+use super::write::{write_row, FieldError, V};
+use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
 
-/// CSV header of log rows (CRLF-terminated).
-pub const CSV_HEADER: &str =
-    "log_index,transaction_hash,transaction_index,block_hash,block_number,address,data,topics\r\n";
+const FIELDS: &[Field] = &[
+    req("log_index", Integer),
+    req("transaction_hash", Hex),
+    opt("transaction_index", Integer),
+    opt("block_hash", Hex),
+    opt("block_number", Integer),
+    opt("address", Hex),
+    opt("data", Hex),
+    req("topics", List),
+    // Stream items only.
+    opt("block_timestamp", Integer),
+    req("item_id", Text),
+    opt("item_timestamp", Timestamp),
+];
+
+/// Logs: from the receipts, with the block's number, hash and time.
+pub const DATASET: Dataset = Dataset {
+    entity: Entity::Logs,
+    methods: &[GET_BLOCK, GET_RECEIPTS],
+    fields: FIELDS,
+    csv_len: 8,
+    json: &order(
+        FIELDS,
+        [
+            "log_index",
+            "transaction_hash",
+            "transaction_index",
+            "address",
+            "data",
+            "topics",
+            "block_number",
+            "block_timestamp",
+            "block_hash",
+            "item_id",
+            "item_timestamp",
+        ],
+    ),
+};
 
 /// Writes one log row. `log_index` was read by the caller (it is part of `item_id`);
 /// `tx_hash` is the log's transaction hash (the receipt's when the log lacks one).
@@ -26,32 +64,18 @@ pub fn write<'x>(
     ctx: &BlockCtx<'x>,
 ) -> Result<(), FieldError> {
     let (t0, t1) = log.topics.parts();
-    let mut row = Row::begin(format, out, scratch, "log");
-    match format {
-        RowFormat::Json => row.fields(&[
-            ("log_index", V::U64(log_index)),
-            ("transaction_hash", V::Str(tx_hash)),
-            ("transaction_index", V::qty(&log.transaction_index)),
-            ("address", V::str(&log.address)),
-            ("data", V::str(&log.data)),
-            ("topics", V::Strs(t0, t1)),
-            ("block_number", ctx.number),
-            ("block_timestamp", V::u64_opt(ctx.timestamp)),
-            ("block_hash", ctx.hash),
-            ("item_id", V::ItemId("log_", tx_hash, Some(log_index), None)),
-            ("item_timestamp", ctx.time()),
-        ])?,
-        RowFormat::Csv => row.fields(&[
-            ("log_index", V::U64(log_index)),
-            ("transaction_hash", V::Str(tx_hash)),
-            ("transaction_index", V::qty(&log.transaction_index)),
-            ("block_hash", ctx.hash),
-            ("block_number", ctx.number),
-            ("address", V::str(&log.address)),
-            ("data", V::str(&log.data)),
-            ("topics", V::Strs(t0, t1)),
-        ])?,
-    }
-    row.end(ctx.row_block);
-    Ok(())
+    let values = [
+        V::U64(log_index),
+        V::Str(tx_hash),
+        V::qty(&log.transaction_index),
+        ctx.hash,
+        ctx.number,
+        V::str(&log.address),
+        V::str(&log.data),
+        V::Strs(t0, t1),
+        V::u64_opt(ctx.timestamp),
+        V::ItemId("log_", tx_hash, Some(log_index), None),
+        ctx.time(),
+    ];
+    write_row(&DATASET, format, out, scratch, &values, ctx.row_block)
 }

@@ -58,10 +58,12 @@
 //!    match answers by id nor check that receipts belong to the block.
 
 pub mod block;
+pub mod dataset;
 pub mod hex;
 pub mod log;
 pub mod model;
 pub mod receipt;
+pub mod reorg;
 pub mod token_transfer;
 pub mod transaction;
 pub mod write;
@@ -329,16 +331,9 @@ pub fn decode_receipts(
 }
 
 /// The CSV header line (CRLF-terminated) for `entity`: ethereum-etl's columns, then ethetl's
-/// appended ones.
+/// appended ones (its [`dataset::Dataset::columns`]).
 pub fn csv_header(entity: Entity) -> &'static str {
-    match entity {
-        Entity::Blocks => block::CSV_HEADER,
-        Entity::Transactions => transaction::CSV_HEADER,
-        Entity::Logs => log::CSV_HEADER,
-        Entity::TokenTransfers => token_transfer::CSV_HEADER,
-        Entity::Receipts => receipt::CSV_HEADER,
-        Entity::Reorgs => crate::stream::reorg::CSV_HEADER,
-    }
+    dataset::csv_header(entity)
 }
 
 #[cfg(test)]

@@ -10,15 +10,71 @@
 //! item's pattern): `type` = `"receipt"`, the 16 export fields, `block_timestamp`,
 //! `item_id` = `receipt_<transaction hash>`, `item_timestamp`, then the appended fields.
 
+use super::dataset::{
+    nullable as opt, order, required as req, Dataset, Field, FieldType::*, GET_BLOCK, GET_RECEIPTS,
+};
 use super::model::Receipt;
-use super::write::{FieldError, Row, V};
-use crate::pipeline::msg::{RowBuf, RowFormat};
+use super::write::{write_row, FieldError, V};
+use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
 
-/// CSV header of receipt rows (CRLF-terminated).
-pub const CSV_HEADER: &str = "transaction_hash,transaction_index,block_hash,block_number,\
-cumulative_gas_used,gas_used,contract_address,root,status,effective_gas_price,l1_fee,\
-l1_gas_used,l1_gas_price,l1_fee_scalar,blob_gas_price,blob_gas_used,gas_used_for_l1,\
-l1_block_number\r\n";
+const FIELDS: &[Field] = &[
+    req("transaction_hash", Hex),
+    opt("transaction_index", Integer),
+    opt("block_hash", Hex),
+    opt("block_number", Integer),
+    opt("cumulative_gas_used", Integer),
+    opt("gas_used", Integer),
+    opt("contract_address", Hex),
+    opt("root", Hex),
+    opt("status", Integer),
+    opt("effective_gas_price", U256),
+    opt("l1_fee", U256),
+    opt("l1_gas_used", U256),
+    opt("l1_gas_price", U256),
+    opt("l1_fee_scalar", Float),
+    opt("blob_gas_price", U256),
+    opt("blob_gas_used", Integer),
+    opt("gas_used_for_l1", U256),
+    opt("l1_block_number", Integer),
+    // Stream items only.
+    opt("block_timestamp", Integer),
+    req("item_id", Text),
+    opt("item_timestamp", Timestamp),
+];
+
+/// Receipts: `eth_getBlockReceipts`, with the block's time.
+pub const DATASET: Dataset = Dataset {
+    entity: Entity::Receipts,
+    methods: &[GET_BLOCK, GET_RECEIPTS],
+    fields: FIELDS,
+    csv_len: 18,
+    json: &order(
+        FIELDS,
+        [
+            "transaction_hash",
+            "transaction_index",
+            "block_hash",
+            "block_number",
+            "cumulative_gas_used",
+            "gas_used",
+            "contract_address",
+            "root",
+            "status",
+            "effective_gas_price",
+            "l1_fee",
+            "l1_gas_used",
+            "l1_gas_price",
+            "l1_fee_scalar",
+            "blob_gas_price",
+            "blob_gas_used",
+            "block_timestamp",
+            "item_id",
+            "item_timestamp",
+            "gas_used_for_l1",
+            "l1_block_number",
+        ],
+    ),
+};
 
 /// Which block a receipt, log or transfer row belongs to, as written in its row.
 #[derive(Clone, Copy, Debug)]
@@ -48,39 +104,28 @@ pub fn write<'x>(
     ctx: &BlockCtx<'x>,
 ) -> Result<(), FieldError> {
     let hash = r.transaction_hash.as_str();
-    let mut row = Row::begin(format, out, scratch, "receipt");
-    row.fields(&[
-        ("transaction_hash", V::Str(hash)),
-        ("transaction_index", V::qty(&r.transaction_index)),
-        ("block_hash", ctx.hash),
-        ("block_number", ctx.number),
-        ("cumulative_gas_used", V::qty(&r.cumulative_gas_used)),
-        ("gas_used", V::qty(&r.gas_used)),
-        ("contract_address", V::lower(&r.contract_address)),
-        ("root", V::str(&r.root)),
-        ("status", V::qty(&r.status)),
-        ("effective_gas_price", V::qty(&r.effective_gas_price)),
-        ("l1_fee", V::qty(&r.l1_fee)),
-        ("l1_gas_used", V::qty(&r.l1_gas_used)),
-        ("l1_gas_price", V::qty(&r.l1_gas_price)),
-        (
-            "l1_fee_scalar",
-            r.l1_fee_scalar.as_ref().map_or(V::Null, V::Float),
-        ),
-        ("blob_gas_price", V::qty(&r.blob_gas_price)),
-        ("blob_gas_used", V::qty(&r.blob_gas_used)),
-    ])?;
-    if row.is_json() {
-        row.fields(&[
-            ("block_timestamp", V::u64_opt(ctx.timestamp)),
-            ("item_id", V::ItemId("receipt_", hash, None, None)),
-            ("item_timestamp", ctx.time()),
-        ])?;
-    }
-    row.fields(&[
-        ("gas_used_for_l1", V::qty(&r.gas_used_for_l1)),
-        ("l1_block_number", V::qty(&r.l1_block_number)),
-    ])?;
-    row.end(ctx.row_block);
-    Ok(())
+    let values = [
+        V::Str(hash),
+        V::qty(&r.transaction_index),
+        ctx.hash,
+        ctx.number,
+        V::qty(&r.cumulative_gas_used),
+        V::qty(&r.gas_used),
+        V::lower(&r.contract_address),
+        V::str(&r.root),
+        V::qty(&r.status),
+        V::qty(&r.effective_gas_price),
+        V::qty(&r.l1_fee),
+        V::qty(&r.l1_gas_used),
+        V::qty(&r.l1_gas_price),
+        r.l1_fee_scalar.as_ref().map_or(V::Null, V::Float),
+        V::qty(&r.blob_gas_price),
+        V::qty(&r.blob_gas_used),
+        V::qty(&r.gas_used_for_l1),
+        V::qty(&r.l1_block_number),
+        V::u64_opt(ctx.timestamp),
+        V::ItemId("receipt_", hash, None, None),
+        ctx.time(),
+    ];
+    write_row(&DATASET, format, out, scratch, &values, ctx.row_block)
 }

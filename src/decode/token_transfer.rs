@@ -19,11 +19,14 @@
 //! Addresses are the last 20 bytes of their 32-byte word, lowercased. `token_address` is the
 //! log address, lowercased.
 
+use super::dataset::{
+    nullable as opt, order, required as req, Dataset, Field, FieldType::*, GET_BLOCK, GET_RECEIPTS,
+};
 use super::hex::is_hex_digits;
 use super::model::{Log, Topics};
 use super::receipt::BlockCtx;
-use super::write::{FieldError, Row, V};
-use crate::pipeline::msg::{RowBuf, RowFormat};
+use super::write::{write_row, FieldError, V};
+use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
 
 /// `keccak256("Transfer(address,address,uint256)")`.
 pub const TRANSFER_TOPIC: &str =
@@ -35,9 +38,52 @@ pub const TRANSFER_SINGLE_TOPIC: &str =
 pub const TRANSFER_BATCH_TOPIC: &str =
     "0x4a39dc06d4c0dbc64b70af90fd698a233a518aa5d07e595d983b8c0526c8f7fb";
 
-/// CSV header of token transfer rows (CRLF-terminated).
-pub const CSV_HEADER: &str = "token_address,from_address,to_address,value,transaction_hash,\
-log_index,block_number,token_standard,token_id,operator,batch_index\r\n";
+const FIELDS: &[Field] = &[
+    opt("token_address", Hex),
+    req("from_address", Hex),
+    req("to_address", Hex),
+    req("value", U256),
+    req("transaction_hash", Hex),
+    req("log_index", Integer),
+    opt("block_number", Integer),
+    opt("token_standard", Text),
+    opt("token_id", U256),
+    opt("operator", Hex),
+    opt("batch_index", Integer),
+    // Stream items only.
+    opt("block_timestamp", Integer),
+    opt("block_hash", Hex),
+    req("item_id", Text),
+    opt("item_timestamp", Timestamp),
+];
+
+/// Token transfers: decoded from the logs of the receipts.
+pub const DATASET: Dataset = Dataset {
+    entity: Entity::TokenTransfers,
+    methods: &[GET_BLOCK, GET_RECEIPTS],
+    fields: FIELDS,
+    csv_len: 11,
+    json: &order(
+        FIELDS,
+        [
+            "token_address",
+            "from_address",
+            "to_address",
+            "value",
+            "transaction_hash",
+            "log_index",
+            "block_number",
+            "block_timestamp",
+            "block_hash",
+            "item_id",
+            "item_timestamp",
+            "token_standard",
+            "token_id",
+            "operator",
+            "batch_index",
+        ],
+    ),
+};
 
 /// One decoded transfer. Hex fields are bare digits borrowed from the log (checked hex).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,37 +375,24 @@ pub fn write<'x>(
     tx_hash: &'x str,
     ctx: &BlockCtx<'x>,
 ) -> Result<(), FieldError> {
-    let head = [
-        ("token_address", V::lower(&log.address)),
-        ("from_address", V::Addr(t.from)),
-        ("to_address", V::Addr(t.to)),
-        ("value", V::Word(t.value)),
-        ("transaction_hash", V::Str(tx_hash)),
-        ("log_index", V::U64(log_index)),
-        ("block_number", ctx.number),
+    let values = [
+        V::lower(&log.address),
+        V::Addr(t.from),
+        V::Addr(t.to),
+        V::Word(t.value),
+        V::Str(tx_hash),
+        V::U64(log_index),
+        ctx.number,
+        t.standard.map_or(V::Null, V::Str),
+        t.token_id.map_or(V::Null, V::Word),
+        t.operator.map_or(V::Null, V::Addr),
+        V::u64_opt(t.batch_index),
+        V::u64_opt(ctx.timestamp),
+        ctx.hash,
+        V::ItemId("token_transfer_", tx_hash, Some(log_index), t.batch_index),
+        ctx.time(),
     ];
-    let tail = [
-        ("token_standard", t.standard.map_or(V::Null, V::Str)),
-        ("token_id", t.token_id.map_or(V::Null, V::Word)),
-        ("operator", t.operator.map_or(V::Null, V::Addr)),
-        ("batch_index", V::u64_opt(t.batch_index)),
-    ];
-    let mut row = Row::begin(format, out, scratch, "token_transfer");
-    row.fields(&head)?;
-    if row.is_json() {
-        row.fields(&[
-            ("block_timestamp", V::u64_opt(ctx.timestamp)),
-            ("block_hash", ctx.hash),
-            (
-                "item_id",
-                V::ItemId("token_transfer_", tx_hash, Some(log_index), t.batch_index),
-            ),
-            ("item_timestamp", ctx.time()),
-        ])?;
-    }
-    row.fields(&tail)?;
-    row.end(ctx.row_block);
-    Ok(())
+    write_row(&DATASET, format, out, scratch, &values, ctx.row_block)
 }
 
 #[cfg(test)]

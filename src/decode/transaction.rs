@@ -7,21 +7,112 @@
 //! CSV columns are ethereum-etl's export order (`hash, nonce, block_hash, block_number,
 //! transaction_index, ...`), then the 12 `receipt_*` columns. Both end with ethetl's appended
 //! `chain_id, access_list, authorization_list, y_parity, v, r, s, receipt_gas_used_for_l1,
-//! receipt_l1_block_number`. Without receipts every `receipt_*` field is null.
+//! receipt_l1_block_number`. Without receipts every `receipt_*` field is null. The fields are
+//! declared once in [`DATASET`].
 
+use super::dataset::{
+    nullable as opt, order, required as req, Dataset, Field, FieldType::*, GET_BLOCK,
+};
 use super::model::{Receipt, Tx};
-use super::write::{FieldError, Row, V};
-use crate::pipeline::msg::{RowBuf, RowFormat};
+use super::write::{write_row, FieldError, V};
+use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
 
-/// CSV header of transaction rows (CRLF-terminated).
-pub const CSV_HEADER: &str = "hash,nonce,block_hash,block_number,transaction_index,\
-from_address,to_address,value,gas,gas_price,input,block_timestamp,max_fee_per_gas,\
-max_priority_fee_per_gas,transaction_type,max_fee_per_blob_gas,blob_versioned_hashes,\
-receipt_cumulative_gas_used,receipt_gas_used,receipt_contract_address,receipt_root,\
-receipt_status,receipt_effective_gas_price,receipt_l1_fee,receipt_l1_gas_used,\
-receipt_l1_gas_price,receipt_l1_fee_scalar,receipt_blob_gas_price,receipt_blob_gas_used,\
-chain_id,access_list,authorization_list,y_parity,v,r,s,receipt_gas_used_for_l1,\
-receipt_l1_block_number\r\n";
+const FIELDS: &[Field] = &[
+    req("hash", Hex),
+    opt("nonce", Integer),
+    req("block_hash", Hex),
+    req("block_number", Integer),
+    opt("transaction_index", Integer),
+    opt("from_address", Hex),
+    opt("to_address", Hex),
+    opt("value", U256),
+    opt("gas", Integer),
+    opt("gas_price", U256),
+    opt("input", Hex),
+    req("block_timestamp", Integer),
+    opt("max_fee_per_gas", U256),
+    opt("max_priority_fee_per_gas", U256),
+    opt("transaction_type", Integer),
+    opt("max_fee_per_blob_gas", U256),
+    req("blob_versioned_hashes", List),
+    opt("receipt_cumulative_gas_used", Integer),
+    opt("receipt_gas_used", Integer),
+    opt("receipt_contract_address", Hex),
+    opt("receipt_root", Hex),
+    opt("receipt_status", Integer),
+    opt("receipt_effective_gas_price", U256),
+    opt("receipt_l1_fee", U256),
+    opt("receipt_l1_gas_used", U256),
+    opt("receipt_l1_gas_price", U256),
+    opt("receipt_l1_fee_scalar", Float),
+    opt("receipt_blob_gas_price", U256),
+    opt("receipt_blob_gas_used", Integer),
+    opt("chain_id", U256),
+    opt("access_list", Json),
+    opt("authorization_list", Json),
+    opt("y_parity", Integer),
+    opt("v", U256),
+    opt("r", Hex),
+    opt("s", Hex),
+    opt("receipt_gas_used_for_l1", U256),
+    opt("receipt_l1_block_number", Integer),
+    // Stream items only.
+    req("item_id", Text),
+    req("item_timestamp", Timestamp),
+];
+
+/// Transactions: from the block, enriched with receipts when the run fetches them.
+pub const DATASET: Dataset = Dataset {
+    entity: Entity::Transactions,
+    methods: &[GET_BLOCK],
+    fields: FIELDS,
+    csv_len: 38,
+    json: &order(
+        FIELDS,
+        [
+            "hash",
+            "nonce",
+            "transaction_index",
+            "from_address",
+            "to_address",
+            "value",
+            "gas",
+            "gas_price",
+            "input",
+            "block_timestamp",
+            "block_number",
+            "block_hash",
+            "max_fee_per_gas",
+            "max_priority_fee_per_gas",
+            "transaction_type",
+            "max_fee_per_blob_gas",
+            "blob_versioned_hashes",
+            "receipt_cumulative_gas_used",
+            "receipt_gas_used",
+            "receipt_contract_address",
+            "receipt_root",
+            "receipt_status",
+            "receipt_effective_gas_price",
+            "receipt_l1_fee",
+            "receipt_l1_gas_used",
+            "receipt_l1_gas_price",
+            "receipt_l1_fee_scalar",
+            "receipt_blob_gas_price",
+            "receipt_blob_gas_used",
+            "item_id",
+            "item_timestamp",
+            "chain_id",
+            "access_list",
+            "authorization_list",
+            "y_parity",
+            "v",
+            "r",
+            "s",
+            "receipt_gas_used_for_l1",
+            "receipt_l1_block_number",
+        ],
+    ),
+};
 
 /// Writes one transaction row. `block_hash`/`block_number`/`timestamp` are the block's
 /// (checked against the transaction's own `blockHash` by the caller).
@@ -38,112 +129,47 @@ pub fn write<'x>(
 ) -> Result<(), FieldError> {
     let hash = tx.hash.as_str();
     let r = |f: fn(&'x Receipt<'x>) -> V<'x>| receipt.map_or(V::Null, f);
-    let receipt_fields = [
-        (
-            "receipt_cumulative_gas_used",
-            r(|r| V::qty(&r.cumulative_gas_used)),
-        ),
-        ("receipt_gas_used", r(|r| V::qty(&r.gas_used))),
-        (
-            "receipt_contract_address",
-            r(|r| V::lower(&r.contract_address)),
-        ),
-        ("receipt_root", r(|r| V::str(&r.root))),
-        ("receipt_status", r(|r| V::qty(&r.status))),
-        (
-            "receipt_effective_gas_price",
-            r(|r| V::qty(&r.effective_gas_price)),
-        ),
-        ("receipt_l1_fee", r(|r| V::qty(&r.l1_fee))),
-        ("receipt_l1_gas_used", r(|r| V::qty(&r.l1_gas_used))),
-        ("receipt_l1_gas_price", r(|r| V::qty(&r.l1_gas_price))),
-        (
-            "receipt_l1_fee_scalar",
-            r(|r| r.l1_fee_scalar.as_ref().map_or(V::Null, V::Float)),
-        ),
-        ("receipt_blob_gas_price", r(|r| V::qty(&r.blob_gas_price))),
-        ("receipt_blob_gas_used", r(|r| V::qty(&r.blob_gas_used))),
+    let values = [
+        V::Str(hash),
+        V::qty(&tx.nonce),
+        V::Str(block_hash),
+        V::U64(block_number),
+        V::qty(&tx.transaction_index),
+        V::lower(&tx.from),
+        V::lower(&tx.to),
+        V::qty(&tx.value),
+        V::qty(&tx.gas),
+        V::qty(&tx.gas_price),
+        V::str(&tx.input),
+        V::U64(timestamp),
+        V::qty(&tx.max_fee_per_gas),
+        V::qty(&tx.max_priority_fee_per_gas),
+        V::qty(&tx.tx_type),
+        V::qty(&tx.max_fee_per_blob_gas),
+        V::strs_or_empty(&tx.blob_versioned_hashes),
+        r(|r| V::qty(&r.cumulative_gas_used)),
+        r(|r| V::qty(&r.gas_used)),
+        r(|r| V::lower(&r.contract_address)),
+        r(|r| V::str(&r.root)),
+        r(|r| V::qty(&r.status)),
+        r(|r| V::qty(&r.effective_gas_price)),
+        r(|r| V::qty(&r.l1_fee)),
+        r(|r| V::qty(&r.l1_gas_used)),
+        r(|r| V::qty(&r.l1_gas_price)),
+        r(|r| r.l1_fee_scalar.as_ref().map_or(V::Null, V::Float)),
+        r(|r| V::qty(&r.blob_gas_price)),
+        r(|r| V::qty(&r.blob_gas_used)),
+        V::qty(&tx.chain_id),
+        tx.access_list.as_deref().map_or(V::Null, V::AccessList),
+        tx.authorization_list.as_deref().map_or(V::Null, V::Auths),
+        V::qty(&tx.y_parity),
+        V::qty(&tx.v),
+        V::str(&tx.r),
+        V::str(&tx.s),
+        r(|r| V::qty(&r.gas_used_for_l1)),
+        r(|r| V::qty(&r.l1_block_number)),
+        V::ItemId("transaction_", hash, None, None),
+        V::Time(timestamp),
     ];
-    let appended = [
-        ("chain_id", V::qty(&tx.chain_id)),
-        (
-            "access_list",
-            tx.access_list.as_deref().map_or(V::Null, V::AccessList),
-        ),
-        (
-            "authorization_list",
-            tx.authorization_list.as_deref().map_or(V::Null, V::Auths),
-        ),
-        ("y_parity", V::qty(&tx.y_parity)),
-        ("v", V::qty(&tx.v)),
-        ("r", V::str(&tx.r)),
-        ("s", V::str(&tx.s)),
-        ("receipt_gas_used_for_l1", r(|r| V::qty(&r.gas_used_for_l1))),
-        ("receipt_l1_block_number", r(|r| V::qty(&r.l1_block_number))),
-    ];
-
-    let mut row = Row::begin(format, out, scratch, "transaction");
-    match format {
-        RowFormat::Json => {
-            row.fields(&[
-                ("hash", V::Str(hash)),
-                ("nonce", V::qty(&tx.nonce)),
-                ("transaction_index", V::qty(&tx.transaction_index)),
-                ("from_address", V::lower(&tx.from)),
-                ("to_address", V::lower(&tx.to)),
-                ("value", V::qty(&tx.value)),
-                ("gas", V::qty(&tx.gas)),
-                ("gas_price", V::qty(&tx.gas_price)),
-                ("input", V::str(&tx.input)),
-                ("block_timestamp", V::U64(timestamp)),
-                ("block_number", V::U64(block_number)),
-                ("block_hash", V::Str(block_hash)),
-                ("max_fee_per_gas", V::qty(&tx.max_fee_per_gas)),
-                (
-                    "max_priority_fee_per_gas",
-                    V::qty(&tx.max_priority_fee_per_gas),
-                ),
-                ("transaction_type", V::qty(&tx.tx_type)),
-                ("max_fee_per_blob_gas", V::qty(&tx.max_fee_per_blob_gas)),
-                (
-                    "blob_versioned_hashes",
-                    V::strs_or_empty(&tx.blob_versioned_hashes),
-                ),
-            ])?;
-            row.fields(&receipt_fields)?;
-            row.field("item_id", V::ItemId("transaction_", hash, None, None))?;
-            row.field("item_timestamp", V::Time(timestamp))?;
-        }
-        RowFormat::Csv => {
-            row.fields(&[
-                ("hash", V::Str(hash)),
-                ("nonce", V::qty(&tx.nonce)),
-                ("block_hash", V::Str(block_hash)),
-                ("block_number", V::U64(block_number)),
-                ("transaction_index", V::qty(&tx.transaction_index)),
-                ("from_address", V::lower(&tx.from)),
-                ("to_address", V::lower(&tx.to)),
-                ("value", V::qty(&tx.value)),
-                ("gas", V::qty(&tx.gas)),
-                ("gas_price", V::qty(&tx.gas_price)),
-                ("input", V::str(&tx.input)),
-                ("block_timestamp", V::U64(timestamp)),
-                ("max_fee_per_gas", V::qty(&tx.max_fee_per_gas)),
-                (
-                    "max_priority_fee_per_gas",
-                    V::qty(&tx.max_priority_fee_per_gas),
-                ),
-                ("transaction_type", V::qty(&tx.tx_type)),
-                ("max_fee_per_blob_gas", V::qty(&tx.max_fee_per_blob_gas)),
-                (
-                    "blob_versioned_hashes",
-                    V::strs_or_empty(&tx.blob_versioned_hashes),
-                ),
-            ])?;
-            row.fields(&receipt_fields)?;
-        }
-    }
-    row.fields(&appended)?;
-    row.end(block_number);
-    Ok(())
+    write_row(&DATASET, format, out, scratch, &values, block_number)
 }

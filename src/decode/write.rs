@@ -1,11 +1,13 @@
-//! The small row writer behind every entity: field values ([`V`]) written straight from
-//! borrowed slices into a [`RowBuf`] as one compact JSON object (ethereum-etl stream item) or
-//! one CSV record (Python `csv` quoting, CRLF), with no per-row heap allocation.
+//! The row writer behind every entity: a row's field values ([`V`]), in its
+//! [`Dataset`]'s field order, written straight from borrowed slices into a [`RowBuf`] as one
+//! compact JSON object (ethereum-etl stream item) or one CSV record (Python `csv` quoting,
+//! CRLF), with no per-row heap allocation ([`write_row`]).
 //!
 //! Also the formatting rules that must match Python byte for byte: `json.dumps(ensure_ascii)`
 //! string escaping, `csv.QUOTE_MINIMAL` quoting, `repr(float)`, and
 //! `datetime.utcfromtimestamp(t).strftime('%Y-%m-%dT%H:%M:%SZ')`.
 
+use super::dataset::Dataset;
 use super::hex::{self, HexError};
 use super::model::{AccessItem, Authorization, JStr, Scalar, Withdrawal};
 use crate::pipeline::msg::{RowBuf, RowFormat};
@@ -91,89 +93,57 @@ impl<'x> V<'x> {
     }
 }
 
-/// Writes one row of one entity into a [`RowBuf`].
-pub struct Row<'b> {
+/// Writes one whole row of `ds` into `out` and records it as a row of `block`. `values` are
+/// the row's field values in the order of [`Dataset::fields`]. JSON: `{"type":"<item type>"`,
+/// then `"key":value` for each of [`Dataset::json`]; CSV: the cells of the export columns
+/// ([`Dataset::columns`]), comma-separated, CRLF-terminated. On an error nothing of the row is
+/// left in `out`.
+#[inline]
+pub fn write_row<const N: usize>(
+    ds: &Dataset,
     format: RowFormat,
-    out: &'b mut RowBuf,
-    /// Reused for CSV cells holding JSON (withdrawals, access lists).
-    scratch: &'b mut Vec<u8>,
-    first: bool,
-}
-
-impl<'b> Row<'b> {
-    /// Starts a row; for JSON writes `{"type":"<item_type>"`.
-    #[inline]
-    pub fn begin(
-        format: RowFormat,
-        out: &'b mut RowBuf,
-        scratch: &'b mut Vec<u8>,
-        item_type: &'static str,
-    ) -> Row<'b> {
-        if format == RowFormat::Json {
-            out.data.extend_from_slice(b"{\"type\":\"");
-            out.data.extend_from_slice(item_type.as_bytes());
-            out.data.push(b'"');
+    out: &mut RowBuf,
+    scratch: &mut Vec<u8>,
+    values: &[V<'_>; N],
+    block: u64,
+) -> Result<(), FieldError> {
+    debug_assert_eq!(N, ds.fields.len(), "{:?}: one value per field", ds.entity);
+    let data = &mut out.data;
+    let start = data.len();
+    let fail = |data: &mut Vec<u8>, i: usize, source: ValueError| {
+        data.truncate(start);
+        FieldError {
+            field: ds.fields[i].name,
+            value: describe(&values[i]),
+            source,
         }
-        Row {
-            format,
-            out,
-            scratch,
-            first: true,
-        }
-    }
-
-    pub fn is_json(&self) -> bool {
-        self.format == RowFormat::Json
-    }
-
-    /// Writes one field (JSON: `,"key":value`; CSV: the cell, comma-separated).
-    #[inline]
-    pub fn field(&mut self, key: &'static str, v: V<'_>) -> Result<(), FieldError> {
-        let data = &mut self.out.data;
-        let mark = data.len();
-        let r = match self.format {
-            RowFormat::Json => {
+    };
+    match format {
+        RowFormat::Json => {
+            data.extend_from_slice(b"{\"type\":\"");
+            data.extend_from_slice(ds.entity.item_type().as_bytes());
+            data.push(b'"');
+            for &i in ds.json {
+                let i = usize::from(i);
                 data.extend_from_slice(b",\"");
-                data.extend_from_slice(key.as_bytes());
+                data.extend_from_slice(ds.fields[i].name.as_bytes());
                 data.extend_from_slice(b"\":");
-                json_value(data, &v)
+                json_value(data, &values[i]).map_err(|e| fail(data, i, e))?;
             }
-            RowFormat::Csv => {
-                if !self.first {
+            data.extend_from_slice(b"}\n");
+        }
+        RowFormat::Csv => {
+            for (i, v) in values.iter().enumerate().take(ds.csv_len) {
+                if i > 0 {
                     data.push(b',');
                 }
-                csv_value(data, self.scratch, &v)
+                csv_value(data, scratch, v).map_err(|e| fail(data, i, e))?;
             }
-        };
-        self.first = false;
-        r.map_err(|source| {
-            data.truncate(mark);
-            FieldError {
-                field: key,
-                value: describe(&v),
-                source,
-            }
-        })
-    }
-
-    /// Writes several fields in order.
-    #[inline]
-    pub fn fields(&mut self, fs: &[(&'static str, V<'_>)]) -> Result<(), FieldError> {
-        for (k, v) in fs {
-            self.field(k, *v)?;
+            data.extend_from_slice(b"\r\n");
         }
-        Ok(())
     }
-
-    /// Ends the row (JSON `}\n`, CSV `\r\n`) and records it as a row of `block`.
-    #[inline]
-    pub fn end(self, block: u64) {
-        match self.format {
-            RowFormat::Json => self.out.data.extend_from_slice(b"}\n"),
-            RowFormat::Csv => self.out.data.extend_from_slice(b"\r\n"),
-        }
-        self.out.finish_row(block);
-    }
+    out.finish_row(block);
+    Ok(())
 }
 
 /// The offending value as text, for an error message.
@@ -901,28 +871,46 @@ mod tests {
         }
     }
 
+    use crate::decode::dataset::{nullable, order, Field, FieldType};
+    use crate::pipeline::msg::Entity;
+
+    const FIELDS: &[Field] = &[
+        nullable("n", FieldType::U256),
+        nullable("s", FieldType::Text),
+        nullable("l", FieldType::Hex),
+        nullable("z", FieldType::Hex),
+        nullable("t", FieldType::List),
+        nullable("one", FieldType::List),
+        nullable("e", FieldType::List),
+        nullable("id", FieldType::Text),
+        nullable("ts", FieldType::Timestamp),
+    ];
+    static DS: Dataset = Dataset {
+        entity: Entity::Logs,
+        methods: &[],
+        fields: FIELDS,
+        csv_len: 9,
+        json: &order(FIELDS, ["n", "s", "l", "z", "t", "one", "e", "id", "ts"]),
+    };
+
     #[test]
     fn rows_json_and_csv() {
         let topics = [JStr(Cow::Borrowed("0xa")), JStr(Cow::Borrowed("0xb"))];
-        let fs = [
-            ("n", V::Qty("0x10")),
-            ("s", V::Str("x,y")),
-            ("l", V::Lower("0xABC")),
-            ("z", V::Null),
-            ("t", V::Strs(&topics, &[])),
-            ("one", V::Strs(&topics[..1], &[])),
-            ("e", V::Strs(&[], &[])),
-            ("id", V::ItemId("log_", "0xh", Some(3), None)),
-            ("ts", V::Time(0)),
+        let vs = [
+            V::Qty("0x10"),
+            V::Str("x,y"),
+            V::Lower("0xABC"),
+            V::Null,
+            V::Strs(&topics, &[]),
+            V::Strs(&topics[..1], &[]),
+            V::Strs(&[], &[]),
+            V::ItemId("log_", "0xh", Some(3), None),
+            V::Time(0),
         ];
         let mut buf = RowBuf::default();
         let mut scratch = Vec::new();
-        let mut r = Row::begin(RowFormat::Json, &mut buf, &mut scratch, "log");
-        r.fields(&fs).unwrap();
-        r.end(7);
-        let mut r = Row::begin(RowFormat::Csv, &mut buf, &mut scratch, "log");
-        r.fields(&fs).unwrap();
-        r.end(8);
+        write_row(&DS, RowFormat::Json, &mut buf, &mut scratch, &vs, 7).unwrap();
+        write_row(&DS, RowFormat::Csv, &mut buf, &mut scratch, &vs, 8).unwrap();
         let rows: Vec<_> = buf.iter().collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].0, 7);
@@ -939,17 +927,40 @@ mod tests {
 
     #[test]
     fn field_error_names_field_and_keeps_row_clean() {
+        const FIELDS: &[Field] = &[
+            nullable("a", FieldType::Integer),
+            nullable("gas", FieldType::U256),
+        ];
+        static DS: Dataset = Dataset {
+            entity: Entity::Blocks,
+            methods: &[],
+            fields: FIELDS,
+            csv_len: 2,
+            json: &order(FIELDS, ["a", "gas"]),
+        };
         let mut buf = RowBuf::default();
         let mut scratch = Vec::new();
-        let mut r = Row::begin(RowFormat::Json, &mut buf, &mut scratch, "block");
-        r.field("a", V::U64(1)).unwrap();
-        let e = r.field("gas", V::Qty("0xzz")).unwrap_err();
-        assert_eq!(e.field, "gas");
-        assert_eq!(e.value, "0xzz");
-        assert!(matches!(
-            e.source,
-            ValueError::Hex(HexError::BadDigit { .. })
-        ));
-        assert_eq!(buf.data, b"{\"type\":\"block\",\"a\":1");
+        write_row(
+            &DS,
+            RowFormat::Json,
+            &mut buf,
+            &mut scratch,
+            &[V::U64(1), V::U64(2)],
+            1,
+        )
+        .unwrap();
+        let before = buf.clone();
+        for format in [RowFormat::Json, RowFormat::Csv] {
+            let vs = [V::U64(1), V::Qty("0xzz")];
+            let e = write_row(&DS, format, &mut buf, &mut scratch, &vs, 2).unwrap_err();
+            assert_eq!(e.field, "gas");
+            assert_eq!(e.value, "0xzz");
+            assert!(matches!(
+                e.source,
+                ValueError::Hex(HexError::BadDigit { .. })
+            ));
+            // Nothing of the failed row stays behind; earlier rows are untouched.
+            assert_eq!(buf, before);
+        }
     }
 }

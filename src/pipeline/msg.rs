@@ -102,14 +102,6 @@ impl Entity {
     pub fn from_name(s: &str) -> Option<Entity> {
         Entity::ALL.iter().copied().find(|e| e.name() == s)
     }
-
-    /// Whether rows of this entity need `eth_getBlockReceipts`.
-    pub fn needs_receipts(self) -> bool {
-        matches!(
-            self,
-            Entity::Logs | Entity::TokenTransfers | Entity::Receipts
-        )
-    }
 }
 
 /// How rows are serialized by the decode stage.
@@ -262,10 +254,5 @@ impl EntitySet {
     /// The entities in the set, in discriminant order ([`Entity::Reorgs`] last).
     pub fn iter(&self) -> impl Iterator<Item = Entity> + '_ {
         Entity::EVERY.into_iter().filter(|e| self.contains(*e))
-    }
-
-    /// Whether any requested entity needs `eth_getBlockReceipts`.
-    pub fn needs_receipts(&self) -> bool {
-        self.iter().any(Entity::needs_receipts)
     }
 }

@@ -8,52 +8,14 @@
 //!
 //! `depth` is how many exported blocks the reorg orphaned (the same in every row of one
 //! reorg); `new_hash` is the block now canonical at that height and `item_timestamp` its
-//! time. CSV columns: [`CSV_HEADER`]. Rows are carried as [`Entity::Reorgs`] in a
+//! time. Fields: [`crate::decode::reorg::DATASET`]. Rows are carried as [`Entity::Reorgs`] in a
 //! [`DecodedBatch`] of their own (no blocks counted), split at output chunk boundaries so a
 //! file sink can take them.
 
-use crate::decode::write::{FieldError, Row, V};
-use crate::pipeline::msg::{BatchCounts, BlockMeta, DecodedBatch, Entity, RowBuf, RowFormat};
+use crate::decode::write::FieldError;
+use crate::pipeline::msg::{BatchCounts, BlockMeta, DecodedBatch, Entity, RowFormat};
 
-/// CSV header of reorg rows (CRLF-terminated).
-pub const CSV_HEADER: &str = "block_number,orphaned_hash,new_hash,depth,new_timestamp\r\n";
-
-/// One orphaned block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Orphan {
-    pub number: u64,
-    /// The hash that was exported (now orphaned).
-    pub orphaned_hash: String,
-    /// The hash of the block now canonical at that height.
-    pub new_hash: String,
-    /// The new block's timestamp (Unix seconds).
-    pub new_timestamp: u64,
-}
-
-/// Writes one reorg row.
-pub fn write_row(
-    format: RowFormat,
-    out: &mut RowBuf,
-    scratch: &mut Vec<u8>,
-    o: &Orphan,
-    depth: u64,
-) -> Result<(), FieldError> {
-    let mut row = Row::begin(format, out, scratch, "reorg");
-    row.fields(&[
-        ("block_number", V::U64(o.number)),
-        ("orphaned_hash", V::Str(&o.orphaned_hash)),
-        ("new_hash", V::Str(&o.new_hash)),
-        ("depth", V::U64(depth)),
-    ])?;
-    if row.is_json() {
-        row.field("item_id", V::ItemId("reorg_", &o.orphaned_hash, None, None))?;
-        row.field("item_timestamp", V::Time(o.new_timestamp))?;
-    } else {
-        row.field("new_timestamp", V::U64(o.new_timestamp))?;
-    }
-    row.end(o.number);
-    Ok(())
-}
+pub use crate::decode::reorg::Orphan;
 
 /// The reorg rows for `orphans` (ascending, contiguous block numbers), one batch per output
 /// chunk of `chunk_size` blocks. `seq`s are left 0 (the stream assigns them). Each batch's
@@ -87,7 +49,7 @@ pub fn batches(
             continue;
         };
         b.end = o.number;
-        write_row(
+        crate::decode::reorg::write(
             format,
             &mut b.rows[Entity::Reorgs as usize],
             &mut scratch,
@@ -156,7 +118,10 @@ mod tests {
     fn csv_rows_match_the_header() {
         let bs = batches(&[orphan(5)], RowFormat::Csv, 1000).unwrap();
         let text = String::from_utf8(bs[0].rows(Entity::Reorgs).data.clone()).unwrap();
-        let cols = CSV_HEADER.trim_end().split(',').count();
+        let cols = crate::decode::csv_header(Entity::Reorgs)
+            .trim_end()
+            .split(',')
+            .count();
         assert_eq!(text.trim_end().split(',').count(), cols, "{text}");
         assert!(
             text.starts_with("5,0x") && text.ends_with(",1700000005\r\n"),
