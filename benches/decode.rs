@@ -22,7 +22,7 @@ use ethetl::decode::write::V;
 use ethetl::decode::{
     block, decode_batch, log, parse_only, receipt, token_transfer, transaction, DecodeOptions,
 };
-use ethetl::pipeline::msg::{Entity, EntitySet, RangeJob, RawBatch, RowBuf, RowFormat};
+use ethetl::msg::{Entity, EntitySet, RangeJob, RawBatch, RowBuf, RowFormat};
 use ethetl_devnode::{generate_chain, Era, GenConfig};
 use std::path::Path;
 use std::time::Duration;

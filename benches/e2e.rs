@@ -18,7 +18,7 @@
 
 use argh::FromArgs;
 use ethetl::decode::parse_only;
-use ethetl::pipeline::msg::RangeJob;
+use ethetl::msg::RangeJob;
 use ethetl::rpc::batch::write_request;
 use serde::Serialize;
 use std::fmt::Write as _;

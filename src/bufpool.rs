@@ -4,12 +4,12 @@
 //! buffers so that the next batch writes into memory that is already mapped.
 //!
 //! Response bodies go through the HTTP client's pool ([`crate::rpc::client::RpcClient::bodies`]);
-//! row buffers through [`ROWS`], which a [`crate::pipeline::msg::RowBuf`] returns its bytes to
+//! row buffers through [`ROWS`], which a [`crate::msg::RowBuf`] returns its bytes to
 //! when dropped, wherever that happens (a sink, a callback).
 
 use std::sync::Mutex;
 
-/// Row buffers of decoded batches ([`crate::pipeline::msg::RowBuf::data`]). An export empties
+/// Row buffers of decoded batches ([`crate::msg::RowBuf::data`]). An export empties
 /// it when it ends, so that a process that embeds ethetl keeps no idle buffers after a run.
 pub static ROWS: BufPool = BufPool::new(128);
 

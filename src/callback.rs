@@ -6,7 +6,7 @@
 //! [`TokenTransferItem`] and [`ReorgItem`] ([`Item::parse`]). Typed access needs
 //! [`RowFormat::Json`](crate::RowFormat) rows (the default).
 
-use crate::pipeline::msg::{DecodedBatch, Entity};
+use crate::msg::{DecodedBatch, Entity};
 use crate::sink::{Sink, SinkError};
 
 /// Why a [`CallbackSink`] failed: the callback's own error, with the blocks it was given.
@@ -230,7 +230,7 @@ pub fn to_u256(n: &RawNumber) -> Option<ruint::aliases::U256> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::msg::{BatchCounts, RowBuf, RowFormat};
+    use crate::msg::{BatchCounts, RowBuf, RowFormat};
 
     fn batch() -> DecodedBatch {
         let mut rows: [RowBuf; Entity::COUNT] = Default::default();

@@ -4,11 +4,13 @@
 //! Every problem becomes a [`ConfigError`] that names the flag and the offending value.
 
 use crate::cli::{ExportArgs, PipelineArgs};
-use crate::pipeline::msg::{Entity, EntitySet, RowFormat};
-use crate::redact::Redactor;
+pub use crate::msg::BlockRange;
+use crate::msg::{Entity, EntitySet, RowFormat};
 use crate::rpc::client::{TlsRoots, TlsRootsError};
-use crate::rpc::endpoints::{Billing, EndpointOptions};
+use crate::rpc::endpoints::Billing;
+pub use crate::rpc::endpoints::{parse_endpoints, Endpoint, EndpointError};
 pub use crate::sink::Output;
+use crate::sink::OutputError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,126 +37,6 @@ pub const DEFAULT_ENTITIES: [Entity; 4] = [
 ];
 /// geth refuses batches over 1,000 calls; with receipts a block costs two calls.
 pub const MAX_BATCH_SIZE: u64 = 500;
-
-/// One JSON-RPC endpoint and its own settings. `Display` shows the redacted URL only.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    redactor: Redactor,
-    options: EndpointOptions,
-}
-
-impl Endpoint {
-    /// Parses one `--rpc` entry: a URL, then optional `key=value` settings separated by
-    /// spaces (`weight=N`, `rps=R`, `concurrency=N`, `max-calls=N`, `bill=requests|calls`).
-    pub fn parse_entry(entry: &str) -> Result<Endpoint, ConfigError> {
-        let mut words = entry.split_whitespace();
-        let url = words.next().unwrap_or_default();
-        let mut ep = Endpoint::parse(url)?;
-        ep.options = EndpointOptions::parse(words).map_err(|e| ConfigError::BadEndpointOption {
-            url: ep.redacted().to_string(),
-            option: shown_option(&ep, &e.option),
-            reason: e.reason,
-        })?;
-        Ok(ep)
-    }
-
-    /// This endpoint's own settings.
-    pub fn options(&self) -> &EndpointOptions {
-        &self.options
-    }
-
-    /// Validates an `http://` or `https://` URL with a host.
-    pub fn parse(url: &str) -> Result<Endpoint, ConfigError> {
-        let url = url.trim();
-        let redactor = Redactor::new(url);
-        let bad = |reason: String| ConfigError::BadUrl {
-            url: redactor.redacted().to_string(),
-            reason,
-        };
-        let uri: ureq::http::Uri = url
-            .parse()
-            .map_err(|e: ureq::http::uri::InvalidUri| bad(redactor.sanitize(&e.to_string())))?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            Some(other) => {
-                return Err(bad(format!(
-                    "scheme `{}` is not supported (use http:// or https://)",
-                    redactor.sanitize(other)
-                )))
-            }
-            None => return Err(bad("missing http:// or https://".into())),
-        }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(bad("missing host".into()));
-        }
-        Ok(Endpoint {
-            redactor,
-            options: EndpointOptions::default(),
-        })
-    }
-
-    /// The URL to connect to. Never print it: use `Display` or [`Endpoint::redacted`].
-    pub fn url(&self) -> &str {
-        self.redactor.raw()
-    }
-
-    pub fn redacted(&self) -> &str {
-        self.redactor.redacted()
-    }
-
-    /// Scrubs this endpoint's URL and secrets from `message`.
-    pub fn sanitize(&self, message: &str) -> String {
-        self.redactor.sanitize(message)
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.redactor.redacted())
-    }
-}
-
-/// An endpoint setting as shown in an error: `key=value` unless the key looks like it holds a
-/// credential (`apikey=`, `token=`, ...), then `key=***`; a stray word that is not `key=value`
-/// is masked whole (it is often the rest of a URL with a key in it, after a space).
-fn shown_option(ep: &Endpoint, option: &str) -> String {
-    const SECRET: [&str; 7] = ["key", "token", "secret", "pass", "auth", "cred", "sig"];
-    match option.split_once('=') {
-        Some((k, _)) if SECRET.iter().any(|w| k.to_ascii_lowercase().contains(w)) => {
-            format!("{}={}", ep.sanitize(k), crate::redact::MASK)
-        }
-        Some(_) => ep.sanitize(option),
-        None => crate::redact::MASK.to_string(),
-    }
-}
-
-/// An inclusive block range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockRange {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl BlockRange {
-    /// `start..=end`; `None` if `end < start`.
-    pub fn new(start: u64, end: u64) -> Option<BlockRange> {
-        (end >= start).then_some(BlockRange { start, end })
-    }
-
-    pub fn len(&self) -> u64 {
-        self.end - self.start + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-impl std::fmt::Display for BlockRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}..={}", self.start, self.end)
-    }
-}
 
 /// A validated export.
 #[derive(Clone, Debug)]
@@ -265,7 +147,7 @@ impl ExportConfig {
             }
         };
         let output = crate::sink::parse_output(
-            args.output.as_deref().ok_or(ConfigError::NoOutput)?,
+            args.output.as_deref(),
             &crate::sink::ParseContext {
                 args,
                 entities,
@@ -371,135 +253,6 @@ impl ExportConfig {
     }
 }
 
-/// The text `ethetl config CMD ...` prints: one `key = value  # source` line per setting,
-/// values as given (secrets redacted) or the resolved default.
-pub fn effective_settings(
-    command: crate::settings::CommandName,
-    merged: &crate::settings::Merged,
-    config: &ExportConfig,
-    stream: Option<&crate::stream::StreamConfig>,
-) -> String {
-    use crate::settings::{flag_names, Source};
-    let mut lines = vec![(
-        format!(
-            "# ethetl {}: effective settings (flag > environment ETHETL_* > config file > default)",
-            command.as_str()
-        ),
-        String::new(),
-    )];
-    for long in flag_names(command) {
-        let source = merged.source(&long);
-        let value = match (&source, merged.values.get(&long)) {
-            (Source::Default, _) | (_, None) => default_value(&long, config, stream),
-            (_, Some(values)) => Some(shown_value(&long, values)),
-        };
-        match value {
-            Some(v) => lines.push((format!("{long} = {v}"), format!("# {source}"))),
-            None => lines.push((format!("# {long} (not set)"), String::new())),
-        }
-    }
-    let width = lines
-        .iter()
-        .map(|(l, _)| l.len())
-        .max()
-        .unwrap_or(0)
-        .min(60);
-    let mut out = String::new();
-    for (line, comment) in lines {
-        if comment.is_empty() {
-            out.push_str(&line);
-        } else {
-            out.push_str(&format!("{line:width$}  {comment}"));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// A given value as printed by `ethetl config` (TOML-quoted, secrets redacted).
-fn shown_value(long: &str, values: &[String]) -> String {
-    let one = |v: &str| -> String {
-        match long {
-            "rpc" => v
-                .split(',')
-                .map(|entry| {
-                    let mut words = entry.split_whitespace();
-                    let url = words.next().unwrap_or_default();
-                    let shown = if url.starts_with('@') {
-                        url.to_string()
-                    } else {
-                        crate::redact::redact_url(url)
-                    };
-                    std::iter::once(shown)
-                        .chain(words.map(str::to_string))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-            "output" => crate::redact::redact_url(v),
-            "kafka-property" => match v.split_once('=') {
-                Some((k, _)) if crate::sink::kafka::is_secret_key(k.trim()) => {
-                    format!("{}={}", k.trim(), crate::redact::MASK)
-                }
-                _ => v.to_string(),
-            },
-            _ => v.to_string(),
-        }
-    };
-    let quote = |v: String| {
-        if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
-            v
-        } else {
-            format!("{v:?}")
-        }
-    };
-    if long == "kafka-property" {
-        let items: Vec<String> = values.iter().map(|v| quote(one(v))).collect();
-        return format!("[{}]", items.join(", "));
-    }
-    values.last().map(|v| quote(one(v))).unwrap_or_default()
-}
-
-/// What a setting resolves to when it is not given, or `None` when it has no value.
-fn default_value(
-    long: &str,
-    c: &ExportConfig,
-    stream: Option<&crate::stream::StreamConfig>,
-) -> Option<String> {
-    let q = |s: &str| format!("{s:?}");
-    Some(match long {
-        "entities" => q(&c
-            .entities
-            .iter()
-            .filter(|e| *e != Entity::Reorgs)
-            .map(Entity::name)
-            .collect::<Vec<_>>()
-            .join(",")),
-        "format" => q(match c.format {
-            RowFormat::Json => "jsonl",
-            RowFormat::Csv => "csv",
-        }),
-        "batch-size" => c.batch_size.to_string(),
-        "io-threads" => c.io_threads.to_string(),
-        "cpu-threads" => c.cpu_threads.to_string(),
-        "max-retries" => c.max_retries.to_string(),
-        "timeout" => c.timeout.as_secs().to_string(),
-        "chunk-size" => c.chunk_size.to_string(),
-        "requests-per-second" => q("unlimited"),
-        "max-concurrency" => c.max_concurrency.unwrap_or(c.io_threads).to_string(),
-        "ca-bundle" => q("bundled Mozilla roots"),
-        "count-calls" | "quiet" | "overwrite" => "false".into(),
-        "topic-prefix" if c.output.kind() == "kafka" => q(""),
-        "partitions" if c.output.kind() == "kafka" => "1".into(),
-        "lag" => stream?.lag.to_string(),
-        "poll-interval" => q(&format!("{}s", stream?.poll_interval.as_secs_f64())),
-        "max-reorg-depth" => stream?.max_reorg_depth.to_string(),
-        "start-block" if stream.is_some() => q("head - lag"),
-        _ => return None,
-    })
-}
-
 /// (I/O threads, CPU threads) from the core count: I/O threads mostly wait on the network.
 pub fn default_threads() -> (usize, usize) {
     let cores = std::thread::available_parallelism()
@@ -531,38 +284,6 @@ fn positive<T: Copy + PartialOrd + From<u8> + std::fmt::Display>(
         });
     }
     Ok(v)
-}
-
-/// Parses `ENTRY[,ENTRY...]`, where an entry is `URL [key=value ...]` (see
-/// [`Endpoint::parse_entry`]) or `@FILE`: a file with one entry per line (`#` starts a comment
-/// line), which keeps API keys off the command line.
-pub fn parse_endpoints(rpc: &str) -> Result<Vec<Endpoint>, ConfigError> {
-    let mut entries: Vec<String> = Vec::new();
-    for item in rpc.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match item.strip_prefix('@') {
-            Some(file) => {
-                let path = PathBuf::from(file.trim());
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::RpcFile { path, source })?;
-                for line in text.lines().map(str::trim) {
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    entries.extend(
-                        line.split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string),
-                    );
-                }
-            }
-            None => entries.push(item.to_string()),
-        }
-    }
-    if entries.is_empty() {
-        return Err(ConfigError::NoRpc);
-    }
-    entries.iter().map(|e| Endpoint::parse_entry(e)).collect()
 }
 
 /// Parses a comma-separated entity list (plural or singular names).
@@ -721,8 +442,8 @@ pub fn parse_block_number(s: &str) -> Result<u64, String> {
 pub enum ConfigError {
     #[error("no RPC endpoint: pass --rpc URL or set ETH_RPC_URL")]
     NoRpc,
-    #[error("invalid RPC URL `{url}`: {reason}")]
-    BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     #[error("no block range: pass --blocks A:B (end exclusive) or --start-block A --end-block B (inclusive)")]
     NoRange,
     #[error("invalid block range `{value}`: {reason}")]
@@ -735,32 +456,10 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
-    #[error("no output: pass --output DIR, `--output -` (stdout), `--output null` or --output kafka://host:port")]
-    NoOutput,
-    /// An `--output` URL whose scheme no sink takes (the rest of the URL is not repeated: it
-    /// may hold a password).
-    #[error("unknown output scheme `{scheme}://` in --output; outputs: {known}")]
-    UnknownOutput { scheme: String, known: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error("{0}")]
     Conflict(String),
-    #[error("cannot read --kafka-config file {path}")]
-    KafkaConfigFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid setting `{option}` for RPC endpoint {url}: {reason}")]
-    BadEndpointOption {
-        url: String,
-        option: String,
-        reason: String,
-    },
-    #[error("cannot read the --rpc endpoint file {}", path.display())]
-    RpcFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("invalid --ca-bundle")]
     CaBundle {
         #[source]
@@ -930,7 +629,7 @@ mod tests {
         a.format = Some("csv".into());
         assert!(matches!(
             ExportConfig::from_args(&a, None),
-            Err(ConfigError::Conflict(_))
+            Err(ConfigError::Output(OutputError::Conflict(_)))
         ));
         a.entities = Some("blocks".into());
         assert_eq!(

@@ -1,10 +1,10 @@
 //! ethetl: a thread-pool, zero-copy batch ETL from Ethereum/EVM JSON-RPC nodes to Kafka, files
 //! and stdout, writing rows in ethereum-etl 2.4.2's schema.
 //!
-//! The pipeline (see [`pipeline`]) is: a planner cuts the block range into [`pipeline::msg::RangeJob`]s,
+//! The pipeline (see [`pipeline`]) is: a planner cuts the block range into [`msg::RangeJob`]s,
 //! a pool of blocking I/O threads turns each job into one JSON-RPC batch POST
-//! ([`pipeline::msg::RawBatch`]), a rayon pool parses the bytes with borrowed sonic-rs structs and
-//! serializes rows ([`pipeline::msg::DecodedBatch`]), and one sink thread writes them through a
+//! ([`msg::RawBatch`]), a rayon pool parses the bytes with borrowed sonic-rs structs and
+//! serializes rows ([`msg::DecodedBatch`]), and one sink thread writes them through a
 //! [`sink::Sink`] and moves the checkpoint over contiguous acknowledged batches.
 //!
 //! [`stream`] follows the chain head with the same pipeline (`ethetl stream`): rounds of blocks
@@ -78,22 +78,38 @@
 //! assert_eq!(report.checkpoint, Some(1_019));
 //! ```
 
-pub mod bufpool;
-pub mod callback;
-pub mod checkpoint;
+// The modules in data-flow order. No module imports one that imports it back.
+
+// Flags as typed, their sources (environment, config file), the validated configuration.
 pub mod cli;
 pub mod config;
-pub mod decode;
-pub mod http;
-pub mod metrics;
-pub mod pipeline;
 pub mod redact;
-pub mod rpc;
 pub mod settings;
-pub mod sink;
-pub mod stats;
-pub mod stream;
 pub mod term;
 
-pub use pipeline::msg::{BlockMeta, DecodedBatch, Entity, RowBuf, RowFormat};
+// What crosses the channels between stages.
+pub mod msg;
+
+// Fetch: endpoints, rate limits, the JSON-RPC client and its retries; reused buffers.
+pub mod bufpool;
+pub mod rpc;
+
+// Decode: borrowed parsing, the datasets (fields declared once) and the row writer.
+pub mod decode;
+
+// Write: the sinks, the checkpoint, closures as sinks.
+pub mod callback;
+pub mod checkpoint;
+pub mod sink;
+
+// Wiring: a run of the pipeline (export), and following the head (stream).
+pub mod pipeline;
+pub mod stream;
+
+// Watching: counters and progress, live metrics, the status page.
+pub mod http;
+pub mod metrics;
+pub mod stats;
+
+pub use msg::{BlockMeta, DecodedBatch, Entity, RowBuf, RowFormat};
 pub use sink::Sink;

@@ -147,7 +147,7 @@ fn show_config(
             return ExitCode::from(USAGE);
         }
     };
-    let table = ethetl::config::effective_settings(cmd, merged, &config, stream.as_ref());
+    let table = settings::effective_settings(cmd, merged, &config, stream.as_ref());
     ethetl::term::write_stdout(&table);
     ExitCode::SUCCESS
 }

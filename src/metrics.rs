@@ -7,8 +7,8 @@
 //! [`Sink`] to keep the counters up to date during an export.
 
 use crate::checkpoint::Watermark;
-use crate::config::Endpoint;
-use crate::pipeline::msg::{DecodedBatch, Entity};
+use crate::msg::{DecodedBatch, Entity};
+use crate::rpc::endpoints::Endpoint;
 use crate::sink::{Sink, SinkError, SinkStats};
 use crate::stats::{CallKind, RequestCounters, LATENCY_BUCKETS};
 use std::collections::{BTreeMap, VecDeque};
@@ -851,7 +851,7 @@ impl Sink for MeteredSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::msg::{BatchCounts, RowBuf, RowFormat};
+    use crate::msg::{BatchCounts, RowBuf, RowFormat};
     use crate::sink::null::NullSink;
 
     fn batch(seq: u64, start: u64, end: u64, txs: u64) -> DecodedBatch {

@@ -1,6 +1,7 @@
 //! Where each setting comes from: merges the command line, `ETHETL_<FLAG>` environment
 //! variables and the `--config` TOML file (in that order of precedence) into one argument list
-//! for argh, and remembers the source of every value for `ethetl config`.
+//! for argh, remembers the source of every value, and prints them for `ethetl config`
+//! ([`effective_settings`]).
 //!
 //! The flag list is read from the argh definitions themselves ([`argh::ArgsInfo`]), so a new
 //! flag gets its environment variable and its file key without being listed here. Aliases for
@@ -8,6 +9,7 @@
 //! `--max-concurrent-requests`) are rewritten to ethetl's, and a few names that mean something
 //! else here are refused with a pointer to ethetl's own flag.
 
+use crate::msg::{Entity, RowFormat};
 use argh::{ArgsInfo, CommandInfoWithArgs, FlagInfoKind, Optionality};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -550,6 +552,134 @@ fn parse_message(e: &toml_edit::TomlError, text: &str) -> String {
         Some(l) => format!("line {l}: {reason}"),
         None => reason,
     }
+}
+
+/// The text `ethetl config CMD ...` prints: one `key = value  # source` line per setting,
+/// values as given (secrets redacted) or the resolved default.
+pub fn effective_settings(
+    command: CommandName,
+    merged: &Merged,
+    config: &crate::config::ExportConfig,
+    stream: Option<&crate::stream::StreamConfig>,
+) -> String {
+    let mut lines = vec![(
+        format!(
+            "# ethetl {}: effective settings (flag > environment ETHETL_* > config file > default)",
+            command.as_str()
+        ),
+        String::new(),
+    )];
+    for long in flag_names(command) {
+        let source = merged.source(&long);
+        let value = match (&source, merged.values.get(&long)) {
+            (Source::Default, _) | (_, None) => default_value(&long, config, stream),
+            (_, Some(values)) => Some(shown_value(&long, values)),
+        };
+        match value {
+            Some(v) => lines.push((format!("{long} = {v}"), format!("# {source}"))),
+            None => lines.push((format!("# {long} (not set)"), String::new())),
+        }
+    }
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    let mut out = String::new();
+    for (line, comment) in lines {
+        if comment.is_empty() {
+            out.push_str(&line);
+        } else {
+            out.push_str(&format!("{line:width$}  {comment}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A given value as printed by `ethetl config` (TOML-quoted, secrets redacted).
+fn shown_value(long: &str, values: &[String]) -> String {
+    let one = |v: &str| -> String {
+        match long {
+            "rpc" => v
+                .split(',')
+                .map(|entry| {
+                    let mut words = entry.split_whitespace();
+                    let url = words.next().unwrap_or_default();
+                    let shown = if url.starts_with('@') {
+                        url.to_string()
+                    } else {
+                        crate::redact::redact_url(url)
+                    };
+                    std::iter::once(shown)
+                        .chain(words.map(str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            "output" => crate::redact::redact_url(v),
+            "kafka-property" => match v.split_once('=') {
+                Some((k, _)) if crate::sink::kafka::is_secret_key(k.trim()) => {
+                    format!("{}={}", k.trim(), crate::redact::MASK)
+                }
+                _ => v.to_string(),
+            },
+            _ => v.to_string(),
+        }
+    };
+    let quote = |v: String| {
+        if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+            v
+        } else {
+            format!("{v:?}")
+        }
+    };
+    if long == "kafka-property" {
+        let items: Vec<String> = values.iter().map(|v| quote(one(v))).collect();
+        return format!("[{}]", items.join(", "));
+    }
+    values.last().map(|v| quote(one(v))).unwrap_or_default()
+}
+
+/// What a setting resolves to when it is not given, or `None` when it has no value.
+fn default_value(
+    long: &str,
+    c: &crate::config::ExportConfig,
+    stream: Option<&crate::stream::StreamConfig>,
+) -> Option<String> {
+    let q = |s: &str| format!("{s:?}");
+    Some(match long {
+        "entities" => q(&c
+            .entities
+            .iter()
+            .filter(|e| *e != Entity::Reorgs)
+            .map(Entity::name)
+            .collect::<Vec<_>>()
+            .join(",")),
+        "format" => q(match c.format {
+            RowFormat::Json => "jsonl",
+            RowFormat::Csv => "csv",
+        }),
+        "batch-size" => c.batch_size.to_string(),
+        "io-threads" => c.io_threads.to_string(),
+        "cpu-threads" => c.cpu_threads.to_string(),
+        "max-retries" => c.max_retries.to_string(),
+        "timeout" => c.timeout.as_secs().to_string(),
+        "chunk-size" => c.chunk_size.to_string(),
+        "requests-per-second" => q("unlimited"),
+        "max-concurrency" => c.max_concurrency.unwrap_or(c.io_threads).to_string(),
+        "ca-bundle" => q("bundled Mozilla roots"),
+        "count-calls" | "quiet" | "overwrite" => "false".into(),
+        "topic-prefix" if c.output.kind() == "kafka" => q(""),
+        "partitions" if c.output.kind() == "kafka" => "1".into(),
+        "lag" => stream?.lag.to_string(),
+        "poll-interval" => q(&format!("{}s", stream?.poll_interval.as_secs_f64())),
+        "max-reorg-depth" => stream?.max_reorg_depth.to_string(),
+        "start-block" if stream.is_some() => q("head - lag"),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

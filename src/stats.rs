@@ -4,7 +4,7 @@
 //! done/total, blocks/s, tx/s, ETA), otherwise one log line every few seconds; the final
 //! [`RunReport`] is printed as a summary and can be written as JSON (`--report FILE`).
 
-use crate::pipeline::msg::BatchCounts;
+use crate::msg::BatchCounts;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};

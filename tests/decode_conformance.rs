@@ -12,7 +12,7 @@ mod common;
 
 use common::{is_erc1155, json_eq, parse_csv, read_text, row_eq, row_texts, shared_fixtures};
 use ethetl::decode::{csv_header, decode_batch, decode_receipts, DecodeOptions};
-use ethetl::pipeline::msg::{EntitySet, RangeJob, RawBatch, RowBuf};
+use ethetl::msg::{EntitySet, RangeJob, RawBatch, RowBuf};
 use ethetl::{Entity, RowFormat};
 use sonic_rs::LazyValue;
 use std::collections::BTreeMap;
@@ -293,7 +293,7 @@ fn check_receipts_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
                         let base = dst.data.len() as u32;
                         dst.data.extend_from_slice(&src.data);
                         dst.rows
-                            .extend(src.rows.iter().map(|m| ethetl::pipeline::msg::RowMeta {
+                            .extend(src.rows.iter().map(|m| ethetl::msg::RowMeta {
                                 end: m.end + base,
                                 block: m.block,
                             }));

@@ -12,7 +12,7 @@ use common::{object_keys, parse_csv, repo_fixture, row_texts};
 use ethetl::decode::{
     csv_header, decode_batch, decode_receipts, parse_only, At, DecodeError, DecodeOptions, Item,
 };
-use ethetl::pipeline::msg::{DecodedBatch, EntitySet, RangeJob, RawBatch};
+use ethetl::msg::{DecodedBatch, EntitySet, RangeJob, RawBatch};
 use ethetl::{Entity, RowFormat};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, LazyValue};
 

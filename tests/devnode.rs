@@ -1198,7 +1198,7 @@ fn generated_chain_is_served_with_the_batch_layout() {
     let node = DevNode::start(NodeConfig::generated(cfg)).unwrap();
     let url = node.url();
     assert_eq!(call(&url, "eth_blockNumber", "[]"), "\"0x1406f45\"");
-    let job = ethetl::pipeline::msg::RangeJob {
+    let job = ethetl::msg::RangeJob {
         seq: 0,
         start: 21_000_001,
         end: 21_000_004,

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{mainnet_fixtures, run_devnode, stderr_of, DevnodeProcess};
-use ethetl::pipeline::msg::RangeJob;
+use ethetl::msg::RangeJob;
 use ethetl_devnode::{
     generate_chain, DevNode, Era, FaultKind, FaultSpec, GenConfig, GeneratedChain, Growth,
     NodeConfig,

@@ -10,7 +10,7 @@
 mod common;
 
 use common::kafka::{brokers, consume_all, unique_prefix, Got, OwnBroker};
-use ethetl::pipeline::msg::{BlockMeta, DecodedBatch, Entity, EntitySet, RowBuf, RowFormat};
+use ethetl::msg::{BlockMeta, DecodedBatch, Entity, EntitySet, RowBuf, RowFormat};
 use ethetl::sink::kafka::{topic_name, KafkaOptions, KafkaSink, KafkaSinkError};
 use ethetl::sink::{Sink, SinkError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -10,7 +10,7 @@ mod common;
 
 use common::kafka::{brokers, consume_all, unique_prefix, Got, OwnBroker};
 use common::{ethetl_command, jsonl_rows, shared_fixtures, start_node, stderr_of, Process};
-use ethetl::pipeline::msg::Entity;
+use ethetl::msg::Entity;
 use ethetl::sink::kafka::topic_name;
 use ethetl_devnode::{DevNode, FaultKind, FaultSpec, GenConfig, NodeConfig};
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};

@@ -13,7 +13,7 @@ mod common;
 
 use common::{dead_port, generated_node, mainnet_fixtures, run_ethetl, start_node, tree};
 use ethetl::config::{BlockRange, ExportConfig};
-use ethetl::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use ethetl::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use ethetl::pipeline::run::{error_chain, run_export};
 use ethetl::rpc::retry::Cause;
 use ethetl::sink::{Sink, SinkError};

@@ -136,8 +136,7 @@ fn config(node: &DevNode, lag: u64) -> StreamConfig {
     c.export.io_threads = 2;
     c.export.cpu_threads = 1;
     c.export.batch_size = 3;
-    c.export.entities =
-        ethetl::pipeline::msg::EntitySet::of(&[Entity::Blocks, Entity::Transactions]);
+    c.export.entities = ethetl::msg::EntitySet::of(&[Entity::Blocks, Entity::Transactions]);
     c
 }
 

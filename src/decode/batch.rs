@@ -10,7 +10,7 @@ use super::write::{FieldError, ValueError, V};
 use super::{
     block, log, receipt, transaction, At, DecodeError, DecodeOptions, Item, ReceiptRows, Span,
 };
-use crate::pipeline::msg::{
+use crate::msg::{
     BatchCounts, BlockMeta, DecodedBatch, Entity, RangeJob, RawBatch, RowBuf, RowFormat,
 };
 use crate::rpc::batch::{call_for_id, Call};

@@ -8,7 +8,7 @@ use super::dataset::{
 };
 use super::model::Block;
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 const FIELDS: &[Field] = &[
     req("number", Integer),

@@ -10,7 +10,7 @@
 //! and a `write` function that hands the field values, in the order of `DATASET.fields`, to
 //! [`super::write::Row::write`]. Then a variant of [`Entity`] and one line in [`DATASETS`].
 
-use crate::pipeline::msg::{Entity, EntitySet};
+use crate::msg::{Entity, EntitySet};
 
 /// `eth_getBlockByNumber(n, true)`: the block with its full transactions.
 pub const GET_BLOCK: &str = "eth_getBlockByNumber";

@@ -10,7 +10,7 @@ use super::dataset::{
 use super::model::Log;
 use super::receipt::BlockCtx;
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 const FIELDS: &[Field] = &[
     req("log_index", Integer),

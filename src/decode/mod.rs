@@ -32,7 +32,7 @@
 //!    hex digits and its data is whole 32-byte hex words. ethereum-etl emits a 2-byte topic as
 //!    an address, counts a trailing partial data word (so 16-byte data passes), and copies
 //!    non-hex data into `value`; ethetl skips such logs and counts them in
-//!    [`BatchCounts::malformed_transfers`](crate::pipeline::msg::BatchCounts).
+//!    [`BatchCounts::malformed_transfers`](crate::msg::BatchCounts).
 //! 3. Token transfers gain ERC-1155 `TransferSingle`/`TransferBatch` rows (ethereum-etl has
 //!    none) and the appended `token_standard`, `token_id`, `operator`, `batch_index` fields.
 //!    The `item_id` of a `TransferBatch` row ends in `_<batch_index>` so ids stay unique.
@@ -70,9 +70,7 @@ pub mod write;
 
 mod batch;
 
-use crate::pipeline::msg::{
-    BatchCounts, DecodedBatch, Entity, EntitySet, RawBatch, RowBuf, RowFormat,
-};
+use crate::msg::{BatchCounts, DecodedBatch, Entity, EntitySet, RawBatch, RowBuf, RowFormat};
 use std::fmt;
 
 pub use token_transfer::{Decoded, Malformed, Transfer};

@@ -15,7 +15,7 @@ use super::dataset::{
 };
 use super::model::Receipt;
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 const FIELDS: &[Field] = &[
     req("transaction_hash", Hex),
@@ -85,7 +85,7 @@ pub struct BlockCtx<'x> {
     pub hash: V<'x>,
     /// Block time, for `block_timestamp` and `item_timestamp` (null when unknown).
     pub timestamp: Option<u64>,
-    /// The block number recorded in the row's [`crate::pipeline::msg::RowMeta`].
+    /// The block number recorded in the row's [`crate::msg::RowMeta`].
     pub row_block: u64,
 }
 

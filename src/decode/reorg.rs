@@ -4,7 +4,7 @@
 
 use super::dataset::{order, required as req, Dataset, Field, FieldType::*, GET_BLOCK};
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 const FIELDS: &[Field] = &[
     req("block_number", Integer),

@@ -26,7 +26,7 @@ use super::hex::is_hex_digits;
 use super::model::{Log, Topics};
 use super::receipt::BlockCtx;
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 /// `keccak256("Transfer(address,address,uint256)")`.
 pub const TRANSFER_TOPIC: &str =

@@ -15,7 +15,7 @@ use super::dataset::{
 };
 use super::model::{Receipt, Tx};
 use super::write::{write_row, FieldError, V};
-use crate::pipeline::msg::{Entity, RowBuf, RowFormat};
+use crate::msg::{Entity, RowBuf, RowFormat};
 
 const FIELDS: &[Field] = &[
     req("hash", Hex),

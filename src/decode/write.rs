@@ -10,7 +10,7 @@
 use super::dataset::Dataset;
 use super::hex::{self, HexError};
 use super::model::{AccessItem, Authorization, JStr, Scalar, Withdrawal};
-use crate::pipeline::msg::{RowBuf, RowFormat};
+use crate::msg::{RowBuf, RowFormat};
 use std::cell::Cell;
 
 /// Why one field's value could not be written.
@@ -872,7 +872,7 @@ mod tests {
     }
 
     use crate::decode::dataset::{nullable, order, Field, FieldType};
-    use crate::pipeline::msg::Entity;
+    use crate::msg::Entity;
 
     const FIELDS: &[Field] = &[
         nullable("n", FieldType::U256),

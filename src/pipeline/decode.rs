@@ -7,9 +7,9 @@
 
 use crate::bufpool::BufPool;
 use crate::decode::{DecodeError, DecodeOptions};
-use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
+use crate::msg::{DecodedBatch, RangeJob, RawBatch};
+use crate::pipeline::control::{error_chain, Control, RunError};
 use crate::pipeline::plan::{Retry, TICK};
-use crate::pipeline::run::{error_chain, Control, RunError};
 use crate::rpc::client::backoff;
 use crate::stats::{Progress, RequestCounters};
 use crossbeam_channel::{never, select, unbounded, Receiver, SendTimeoutError, Sender};

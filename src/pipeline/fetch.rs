@@ -7,11 +7,12 @@
 //! answered it and fetched again.
 
 use crate::config::ExportConfig;
-use crate::pipeline::msg::{RangeJob, RawBatch};
+use crate::msg::{RangeJob, RawBatch};
+use crate::pipeline::control::{error_chain, Control, RunError};
 use crate::pipeline::plan::TICK;
-use crate::pipeline::run::{error_chain, Control, RunError};
-use crate::rpc::client::RpcError;
-use crate::rpc::job::{FetchError, JobFetcher, Observer, RetryNote};
+use crate::rpc::client::{RpcClient, RpcError};
+use crate::rpc::endpoints::{Pool, PoolConfig};
+use crate::rpc::job::{FetchError, FetchPolicy, JobFetcher, Observer, RetryNote};
 use crate::stats::{CallKind, Progress, RequestCounters};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,33 @@ pub(crate) struct FetchShared {
     pub served_by: ServedBy,
 }
 
+/// The RPC side of an export: its endpoints with their options and limits, the HTTP client
+/// (with `config.tls_roots`) and the retry policy.
+fn job_fetcher(config: &ExportConfig) -> JobFetcher {
+    let pool = Pool::new(
+        config
+            .endpoints
+            .iter()
+            .map(|e| (e.redacted().to_string(), e.options().clone()))
+            .collect(),
+        &PoolConfig {
+            requests_per_second: config.requests_per_second,
+            billing: config.billing,
+            max_concurrency: config.max_concurrency,
+            threads: config.io_threads,
+        },
+    );
+    let client = RpcClient::with_roots(
+        config.endpoints.clone(),
+        config.io_threads,
+        config.timeout,
+        &config.tls_roots,
+    );
+    let mut policy = FetchPolicy::new(config.max_retries);
+    policy.rate_limit_retries = config.rate_limit_retries;
+    JobFetcher::new(client, pool, policy)
+}
+
 impl FetchShared {
     /// Everything the I/O threads of a run of `config` share.
     pub(crate) fn new(
@@ -39,7 +67,7 @@ impl FetchShared {
         ctl: Arc<Control>,
     ) -> FetchShared {
         FetchShared {
-            fetcher: JobFetcher::from_config(config),
+            fetcher: job_fetcher(config),
             with_receipts: config.needs_receipts(),
             counters,
             progress,

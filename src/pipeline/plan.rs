@@ -8,22 +8,14 @@
 //! and closes the job channel when every job has been written or the run stops.
 
 use crate::config::BlockRange;
-use crate::pipeline::msg::RangeJob;
-use crate::pipeline::run::Control;
+use crate::msg::RangeJob;
+use crate::pipeline::control::Control;
 use crossbeam_channel::{select, Receiver, SendTimeoutError, Sender};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// The aligned chunk of `chunk_size` blocks that holds `block`, clipped to `range`.
-pub fn chunk_of(block: u64, chunk_size: u64, range: BlockRange) -> BlockRange {
-    let aligned = block - block % chunk_size;
-    let last = aligned.saturating_add(chunk_size - 1);
-    BlockRange {
-        start: aligned.max(range.start),
-        end: last.min(range.end),
-    }
-}
+pub use crate::msg::chunk_of;
 
 /// Iterator over the jobs covering a range.
 #[derive(Clone, Debug)]

@@ -23,152 +23,28 @@
 //! error and raises the abort flag, which every blocking loop checks at least every 50 ms, so
 //! the run ends promptly with that error.
 
-use crate::checkpoint::{self, CheckpointError, Watermark};
+use crate::checkpoint::{self, Watermark};
 use crate::config::{BlockRange, ExportConfig};
-use crate::decode::{DecodeError, DecodeOptions};
+use crate::decode::DecodeOptions;
+use crate::msg::{DecodedBatch, RangeJob, RawBatch};
+use crate::pipeline::control::Control;
+pub use crate::pipeline::control::{error_chain, RunError};
 use crate::pipeline::decode::{dispatcher_thread, DecodeFn, DecodeShared};
 use crate::pipeline::fetch::{io_thread, FetchShared};
-use crate::pipeline::msg::{DecodedBatch, RangeJob, RawBatch};
 use crate::pipeline::plan::{planner_thread, Planner, Retry, TICK};
-use crate::rpc::client::RpcError;
 use crate::sink::{OpenContext, Sink, SinkError};
 use crate::stats::{Progress, RequestCounters, RunReport};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TryRecvError};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// The checkpoint file is rewritten at most this often while a run goes (and always at the
 /// end): each write costs two fsyncs.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// Why a run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("giving up after {attempts} attempt(s)")]
-    Fetch {
-        attempts: u32,
-        #[source]
-        source: RpcError,
-    },
-    /// The decode error names the block (and call) it is about.
-    #[error("bad answer from {endpoint} after {attempts} attempt(s)")]
-    Decode {
-        start: u64,
-        end: u64,
-        endpoint: String,
-        attempts: u32,
-        #[source]
-        source: Box<DecodeError>,
-    },
-    #[error("decoding blocks {start}..={end} panicked: {message}")]
-    DecodePanic {
-        start: u64,
-        end: u64,
-        message: String,
-    },
-    #[error("output failed while {during}")]
-    Sink {
-        during: String,
-        #[source]
-        source: SinkError,
-    },
-    #[error("cannot open the output")]
-    OpenSink {
-        #[source]
-        source: SinkError,
-    },
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error(
-        "checkpoint {path} holds block {block}, outside the requested range {range} \
-         (it must be between the block before the start and the end)"
-    )]
-    CheckpointOutOfRange {
-        path: PathBuf,
-        block: u64,
-        range: BlockRange,
-    },
-    #[error(
-        "the output's progress record holds block {block}, outside the requested range {range}"
-    )]
-    ProgressOutOfRange { block: u64, range: BlockRange },
-    #[error("cannot start the {what}")]
-    Start {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the {0} thread panicked")]
-    Panic(String),
-    #[error("internal error: the run ended after writing {written} of {total} blocks")]
-    Incomplete { written: u64, total: u64 },
-}
-
-/// `e` and its sources as one line: `outer: cause: cause`. Causes whose message spans several
-/// lines (a JSON parser quoting the input, say) contribute their first line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let first_line = |e: &dyn std::error::Error| {
-        let text = e.to_string();
-        text.lines().next().unwrap_or("").trim_end().to_string()
-    };
-    let mut s = first_line(e);
-    let mut src = e.source();
-    while let Some(c) = src {
-        let part = first_line(c);
-        if !part.is_empty() && !s.ends_with(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        src = c.source();
-    }
-    s
-}
-
-/// Flags shared by every stage: the caller's stop request, the abort raised by the first
-/// failure, and that failure.
-pub(crate) struct Control {
-    stop: Arc<AtomicBool>,
-    abort: AtomicBool,
-    error: Mutex<Option<RunError>>,
-}
-
-impl Control {
-    fn new(stop: Arc<AtomicBool>) -> Control {
-        Control {
-            stop,
-            abort: AtomicBool::new(false),
-            error: Mutex::new(None),
-        }
-    }
-
-    /// A stage failed: every stage stops without finishing its work.
-    pub(crate) fn aborted(&self) -> bool {
-        self.abort.load(Ordering::Relaxed)
-    }
-
-    /// No new work should start (a stop was requested, or the run aborted).
-    pub(crate) fn should_stop(&self) -> bool {
-        self.aborted() || self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Records `e` (the first failure wins) and aborts the run.
-    pub(crate) fn fail(&self, e: RunError) {
-        if let Ok(mut slot) = self.error.lock() {
-            if slot.is_none() {
-                *slot = Some(e);
-            }
-        }
-        self.abort.store(true, Ordering::Relaxed);
-    }
-
-    fn take_error(&self) -> Option<RunError> {
-        self.error.lock().ok().and_then(|mut e| e.take())
-    }
-}
 
 /// Where a run starts: the requested range, and the checkpoint found (if any).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,7 +130,7 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
 ///
 /// ```
 /// use ethetl::config::{BlockRange, ExportConfig};
-/// use ethetl::pipeline::msg::DecodedBatch;
+/// use ethetl::msg::DecodedBatch;
 /// use ethetl::pipeline::run::run_export;
 /// use ethetl::sink::{Sink, SinkError};
 /// use ethetl::Entity;
@@ -551,7 +427,7 @@ pub(crate) fn run_with_decoder(
     }
     let complete = outcome.written_blocks == range.len() && outcome.checkpoint == Some(range.end);
     if !complete {
-        if ctl.stop.load(Ordering::Relaxed) {
+        if ctl.stop_requested() {
             report.interrupted = true;
         } else {
             return Err(RunError::Incomplete {
@@ -742,8 +618,8 @@ fn sink_thread(
     out
 }
 
-fn blocks_counts(r: &RunReport) -> crate::pipeline::msg::BatchCounts {
-    crate::pipeline::msg::BatchCounts {
+fn blocks_counts(r: &RunReport) -> crate::msg::BatchCounts {
+    crate::msg::BatchCounts {
         blocks: r.blocks,
         transactions: r.transactions,
         logs: r.logs,
@@ -759,10 +635,12 @@ mod tests {
     //! The pipeline's own behaviour (order, retries, bounds, stop, failure) against a scripted
     //! local node, with a trivial decoder that emits one row `"<block>\n"` per block.
     use super::*;
-    use crate::pipeline::msg::{BatchCounts, Entity, RowBuf, RowFormat};
+    use crate::decode::DecodeError;
+    use crate::msg::{BatchCounts, Entity, RowBuf, RowFormat};
     use crate::rpc::retry::Cause;
     use sonic_rs::{JsonContainerTrait, JsonValueTrait};
     use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
 
     /// What the scripted node does with request number `i` (0-based) for blocks `first..`.
     #[derive(Clone, Copy, Debug)]
@@ -890,7 +768,7 @@ mod tests {
                 method: METHOD,
                 source,
             })?;
-        let mut rows: [RowBuf; crate::pipeline::msg::Entity::COUNT] = Default::default();
+        let mut rows: [RowBuf; crate::msg::Entity::COUNT] = Default::default();
         let answers = v.as_array().ok_or(DecodeError::MissingAnswer {
             block: raw.job.start,
             method: METHOD,
@@ -999,7 +877,7 @@ mod tests {
 
     fn config(node: &Node, start: u64, end: u64) -> ExportConfig {
         let mut c = ExportConfig::new(&node.url(), BlockRange { start, end }).unwrap();
-        c.entities = crate::pipeline::msg::EntitySet::of(&[Entity::Blocks]);
+        c.entities = crate::msg::EntitySet::of(&[Entity::Blocks]);
         c.format = RowFormat::Json;
         c.batch_size = 7;
         c.chunk_size = 50;
@@ -1149,7 +1027,7 @@ mod tests {
     fn receipts_requested_when_needed() {
         let node = Node::start(|_, _| Act::Answer);
         let mut c = config(&node, 0, 9);
-        c.entities = crate::pipeline::msg::EntitySet::of(&[Entity::Blocks, Entity::Logs]);
+        c.entities = crate::msg::EntitySet::of(&[Entity::Blocks, Entity::Logs]);
         run(&c, Recorder::default(), Arc::default()).unwrap();
         assert_eq!(node.receipts_calls.load(Ordering::SeqCst), 10);
     }

@@ -2,7 +2,7 @@
 //! (which matches answers to it by `id`): for block `start + i` of a job, the
 //! `eth_getBlockByNumber(n, true)` call has id `2*i` and `eth_getBlockReceipts(n)` id `2*i + 1`.
 
-use crate::pipeline::msg::RangeJob;
+use crate::msg::RangeJob;
 use std::io::Write;
 
 /// Which call an id stands for.

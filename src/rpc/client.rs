@@ -8,9 +8,9 @@
 //! [`crate::rpc::retry`].
 
 use crate::bufpool::BufPool;
-use crate::config::Endpoint;
-use crate::pipeline::msg::RangeJob;
+use crate::msg::RangeJob;
 use crate::rpc::batch;
+use crate::rpc::endpoints::Endpoint;
 use crate::rpc::retry::{self, CallKind, Verdict};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -682,7 +682,8 @@ mod tests {
 
     #[test]
     fn round_robin() {
-        let eps = crate::config::parse_endpoints("http://a:1,http://b:2,http://c:3").unwrap();
+        let eps =
+            crate::rpc::endpoints::parse_endpoints("http://a:1,http://b:2,http://c:3").unwrap();
         let c = RpcClient::new(eps, 1, Duration::from_secs(1));
         let mut j = job(0, 0);
         let picks: Vec<usize> = (0..4)

@@ -1,6 +1,7 @@
-//! The endpoints of a run and everything known about each while it goes: [`EndpointOptions`]
-//! (per-endpoint weight and limits written after the URL in `--rpc`), and the [`Pool`] that
-//! hands out endpoints to requests.
+//! The endpoints of a run and everything known about each while it goes: [`Endpoint`] (a URL
+//! checked and redacted for display, parsed from `--rpc` by [`parse_endpoints`]),
+//! [`EndpointOptions`] (per-endpoint weight and limits written after the URL), and the
+//! [`Pool`] that hands out endpoints to requests.
 //!
 //! The pool guarantees:
 //! * Jobs are spread smooth-weighted round-robin over the endpoints that can take a request
@@ -19,8 +20,10 @@
 //!
 //! Every wait is sliced into [`TICK`]s and gives up as soon as the caller's `stopped` says so.
 
+use crate::redact::Redactor;
 use crate::rpc::ratelimit::{Adaptive, Pacer};
 use crate::rpc::retry::{rate_limit_pause, Cause};
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,152 @@ pub enum Billing {
     Requests,
     /// Each JSON-RPC call in a batch counts once (providers that bill per call).
     Calls,
+}
+
+/// One JSON-RPC endpoint and its own settings. `Display` shows the redacted URL only.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    redactor: Redactor,
+    options: EndpointOptions,
+}
+
+impl Endpoint {
+    /// Parses one `--rpc` entry: a URL, then optional `key=value` settings separated by
+    /// spaces (`weight=N`, `rps=R`, `concurrency=N`, `max-calls=N`, `bill=requests|calls`).
+    pub fn parse_entry(entry: &str) -> Result<Endpoint, EndpointError> {
+        let mut words = entry.split_whitespace();
+        let url = words.next().unwrap_or_default();
+        let mut ep = Endpoint::parse(url)?;
+        ep.options = EndpointOptions::parse(words).map_err(|e| EndpointError::BadOption {
+            url: ep.redacted().to_string(),
+            option: shown_option(&ep, &e.option),
+            reason: e.reason,
+        })?;
+        Ok(ep)
+    }
+
+    /// This endpoint's own settings.
+    pub fn options(&self) -> &EndpointOptions {
+        &self.options
+    }
+
+    /// Validates an `http://` or `https://` URL with a host.
+    pub fn parse(url: &str) -> Result<Endpoint, EndpointError> {
+        let url = url.trim();
+        let redactor = Redactor::new(url);
+        let bad = |reason: String| EndpointError::BadUrl {
+            url: redactor.redacted().to_string(),
+            reason,
+        };
+        let uri: ureq::http::Uri = url
+            .parse()
+            .map_err(|e: ureq::http::uri::InvalidUri| bad(redactor.sanitize(&e.to_string())))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "scheme `{}` is not supported (use http:// or https://)",
+                    redactor.sanitize(other)
+                )))
+            }
+            None => return Err(bad("missing http:// or https://".into())),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(bad("missing host".into()));
+        }
+        Ok(Endpoint {
+            redactor,
+            options: EndpointOptions::default(),
+        })
+    }
+
+    /// The URL to connect to. Never print it: use `Display` or [`Endpoint::redacted`].
+    pub fn url(&self) -> &str {
+        self.redactor.raw()
+    }
+
+    pub fn redacted(&self) -> &str {
+        self.redactor.redacted()
+    }
+
+    /// Scrubs this endpoint's URL and secrets from `message`.
+    pub fn sanitize(&self, message: &str) -> String {
+        self.redactor.sanitize(message)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.redactor.redacted())
+    }
+}
+
+/// An endpoint setting as shown in an error: `key=value` unless the key looks like it holds a
+/// credential (`apikey=`, `token=`, ...), then `key=***`; a stray word that is not `key=value`
+/// is masked whole (it is often the rest of a URL with a key in it, after a space).
+fn shown_option(ep: &Endpoint, option: &str) -> String {
+    const SECRET: [&str; 7] = ["key", "token", "secret", "pass", "auth", "cred", "sig"];
+    match option.split_once('=') {
+        Some((k, _)) if SECRET.iter().any(|w| k.to_ascii_lowercase().contains(w)) => {
+            format!("{}={}", ep.sanitize(k), crate::redact::MASK)
+        }
+        Some(_) => ep.sanitize(option),
+        None => crate::redact::MASK.to_string(),
+    }
+}
+
+/// Parses `ENTRY[,ENTRY...]`, where an entry is `URL [key=value ...]` (see
+/// [`Endpoint::parse_entry`]) or `@FILE`: a file with one entry per line (`#` starts a comment
+/// line), which keeps API keys off the command line.
+pub fn parse_endpoints(rpc: &str) -> Result<Vec<Endpoint>, EndpointError> {
+    let mut entries: Vec<String> = Vec::new();
+    for item in rpc.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.strip_prefix('@') {
+            Some(file) => {
+                let path = PathBuf::from(file.trim());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| EndpointError::File { path, source })?;
+                for line in text.lines().map(str::trim) {
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    entries.extend(
+                        line.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+            None => entries.push(item.to_string()),
+        }
+    }
+    if entries.is_empty() {
+        return Err(EndpointError::None);
+    }
+    entries.iter().map(|e| Endpoint::parse_entry(e)).collect()
+}
+
+/// An `--rpc` value that cannot be used. The URL is shown redacted; stray words after it are
+/// masked.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("no RPC endpoint: pass --rpc URL or set ETH_RPC_URL")]
+    None,
+    #[error("invalid RPC URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("invalid setting `{option}` for RPC endpoint {url}: {reason}")]
+    BadOption {
+        url: String,
+        option: String,
+        reason: String,
+    },
+    #[error("cannot read the --rpc endpoint file {}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Per-endpoint settings given after the URL: `URL weight=2 rps=25 concurrency=4

@@ -24,10 +24,9 @@
 //! transactions, block hashes) and sends inconsistent answers back for another try.
 
 use crate::bufpool::BufPool;
-use crate::config::ExportConfig;
-use crate::pipeline::msg::RangeJob;
+use crate::msg::RangeJob;
 use crate::rpc::client::{CallAt, RpcClient, RpcError, Where};
-use crate::rpc::endpoints::{Lease, Pool, PoolConfig, Preference};
+use crate::rpc::endpoints::{Lease, Pool, Preference};
 use crate::rpc::response::{self, Body, Outcome};
 use crate::rpc::retry::{self, CallKind, Cause, Verdict};
 use std::io::Write;
@@ -349,33 +348,6 @@ impl Worst {
 }
 
 impl JobFetcher {
-    /// The RPC side of an export: its endpoints with their options and limits, the HTTP client
-    /// (with `config.tls_roots`) and the retry policy.
-    pub fn from_config(config: &ExportConfig) -> JobFetcher {
-        let pool = Pool::new(
-            config
-                .endpoints
-                .iter()
-                .map(|e| (e.redacted().to_string(), e.options().clone()))
-                .collect(),
-            &PoolConfig {
-                requests_per_second: config.requests_per_second,
-                billing: config.billing,
-                max_concurrency: config.max_concurrency,
-                threads: config.io_threads,
-            },
-        );
-        let client = RpcClient::with_roots(
-            config.endpoints.clone(),
-            config.io_threads,
-            config.timeout,
-            &config.tls_roots,
-        );
-        let mut policy = FetchPolicy::new(config.max_retries);
-        policy.rate_limit_retries = config.rate_limit_retries;
-        JobFetcher::new(client, pool, policy)
-    }
-
     pub fn new(client: RpcClient, pool: Pool, policy: FetchPolicy) -> JobFetcher {
         JobFetcher {
             client,

@@ -11,10 +11,10 @@
 //! partial chunk under the name of the blocks it really holds, `<first>-<last written>`, so a
 //! resumed run continues with the next block and no block is in two files.
 
-use crate::config::BlockRange;
 use crate::decode::csv_header;
-use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
-use crate::pipeline::plan::chunk_of;
+use crate::msg::chunk_of;
+use crate::msg::BlockRange;
+use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -375,7 +375,7 @@ impl Drop for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::msg::{BatchCounts, RowBuf};
+    use crate::msg::{BatchCounts, RowBuf};
 
     fn batch(seq: u64, start: u64, end: u64) -> DecodedBatch {
         let mut rows: [RowBuf; Entity::COUNT] = Default::default();

@@ -23,10 +23,10 @@
 //!   pkg-config, and the OpenSSL and zlib headers (`libssl-dev`, `zlib1g-dev` on Debian);
 //!   zstd and lz4 come with the crate.
 
-use crate::config::ConfigError;
-use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::sink::{
-    OpenContext, Output, OutputSpec, ParseContext, Sink, SinkError, SinkKind, SinkStats,
+    OpenContext, Output, OutputError, OutputSpec, ParseContext, Sink, SinkError, SinkKind,
+    SinkStats,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -73,10 +73,10 @@ pub const KIND: SinkKind = SinkKind {
 
 /// Validates `kafka://host:port[,...]` and the Kafka flags (`--topic-prefix`, `--partitions`,
 /// `-X`, `--kafka-config`).
-fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
+fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, OutputError> {
     let args = cx.args;
     if cx.format == RowFormat::Csv {
-        return Err(ConfigError::Conflict(
+        return Err(OutputError::Conflict(
             "Kafka messages are JSON stream items; --format csv does not apply".into(),
         ));
     }
@@ -86,7 +86,7 @@ fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
             .split(',')
             .any(|b| b.trim().is_empty() || !b.contains(':'))
     {
-        return Err(ConfigError::Invalid {
+        return Err(OutputError::Invalid {
             flag: "--output",
             value: crate::redact::redact_url(raw),
             reason: "expected kafka://host:port[,host:port...]".into(),
@@ -94,7 +94,7 @@ fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
     }
     let partitions = args.partitions.unwrap_or(1);
     if partitions < 1 {
-        return Err(ConfigError::Invalid {
+        return Err(OutputError::Invalid {
             flag: "--partitions",
             value: partitions.to_string(),
             reason: "expected at least 1".into(),
@@ -103,7 +103,7 @@ fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
     let mut overrides = Vec::new();
     if let Some(file) = &args.kafka_config {
         let text =
-            std::fs::read_to_string(file).map_err(|source| ConfigError::KafkaConfigFile {
+            std::fs::read_to_string(file).map_err(|source| OutputError::KafkaConfigFile {
                 path: PathBuf::from(file),
                 source,
             })?;
@@ -112,7 +112,7 @@ fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            overrides.push(parse_property(line).map_err(|reason| ConfigError::Invalid {
+            overrides.push(parse_property(line).map_err(|reason| OutputError::Invalid {
                 flag: "--kafka-config",
                 value: format!("{file}:{}", i + 1),
                 reason,
@@ -121,7 +121,7 @@ fn parse(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
     }
     for p in &args.kafka_property {
         overrides.push(parse_property(p).map_err(|reason| {
-            ConfigError::Invalid {
+            OutputError::Invalid {
                 flag: "-X",
                 value: p
                     .split_once('=')

@@ -16,8 +16,8 @@ pub mod null;
 pub mod stdout;
 
 use crate::cli::PipelineArgs;
-use crate::config::{BlockRange, ConfigError};
-use crate::pipeline::msg::{DecodedBatch, EntitySet, RowFormat};
+use crate::msg::BlockRange;
+use crate::msg::{DecodedBatch, EntitySet, RowFormat};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,21 +251,46 @@ pub struct SinkKind {
     /// error.
     pub flags: &'static [&'static str],
     /// Validates the value (and the sink's flags) into an opener.
-    pub parse: fn(&str, &ParseContext<'_>) -> Result<Output, ConfigError>,
+    pub parse: fn(&str, &ParseContext<'_>) -> Result<Output, OutputError>,
+}
+
+/// An `--output` value (or a sink's own flag) that cannot be used. Messages name the flag and
+/// value; a URL's credentials are never repeated.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("no output: pass --output DIR, `--output -` (stdout), `--output null` or --output kafka://host:port")]
+    Missing,
+    /// An `--output` URL whose scheme no sink takes (the rest of the URL is not repeated: it
+    /// may hold a password).
+    #[error("unknown output scheme `{scheme}://` in --output; outputs: {known}")]
+    UnknownScheme { scheme: String, known: String },
+    #[error("invalid {flag} `{value}`: {reason}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// Flags or formats that do not go together with this output.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot read --kafka-config file {path}")]
+    KafkaConfigFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Parses `--output` with the [`REGISTRY`]: the first sink that claims `raw` parses it; flags
 /// of the other sinks are refused; a URL scheme no sink knows is an error (never a directory
 /// of that name).
-pub fn parse_output(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::NoOutput);
-    }
+pub fn parse_output(raw: Option<&str>, cx: &ParseContext<'_>) -> Result<Output, OutputError> {
+    let raw = raw.filter(|r| !r.is_empty()).ok_or(OutputError::Missing)?;
     let kind =
         REGISTRY
             .iter()
             .find(|k| (k.claims)(raw))
-            .ok_or_else(|| ConfigError::UnknownOutput {
+            .ok_or_else(|| OutputError::UnknownScheme {
                 scheme: url_scheme(raw).unwrap_or_default().to_string(),
                 known: REGISTRY
                     .iter()
@@ -276,7 +301,7 @@ pub fn parse_output(raw: &str, cx: &ParseContext<'_>) -> Result<Output, ConfigEr
     for other in REGISTRY.iter().filter(|k| k.name != kind.name) {
         for flag in other.flags {
             if cx.args.is_set(flag) == Some(true) && !kind.flags.contains(flag) {
-                return Err(ConfigError::Conflict(format!(
+                return Err(OutputError::Conflict(format!(
                     "--{flag} only applies to --output {}",
                     other.usage
                 )));
@@ -299,10 +324,10 @@ pub fn url_scheme(raw: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str) -> Result<Output, ConfigError> {
+    fn parse(raw: &str) -> Result<Output, OutputError> {
         let args = PipelineArgs::default();
         parse_output(
-            raw,
+            Some(raw),
             &ParseContext {
                 args: &args,
                 entities: EntitySet::of(&crate::config::DEFAULT_ENTITIES),
@@ -323,7 +348,7 @@ mod tests {
             .to_string();
         assert!(e.contains("`s3://`") && e.contains("kafka://"), "{e}");
         assert!(!e.contains("SECRETPW") && !e.contains("bucket"), "{e}");
-        assert!(matches!(parse(""), Err(ConfigError::NoOutput)));
+        assert!(matches!(parse(""), Err(OutputError::Missing)));
     }
 
     #[test]

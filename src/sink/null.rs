@@ -1,7 +1,7 @@
 //! Null sink: counts rows and bytes and writes nothing (dry runs, benchmarks of fetch and
 //! decode). Every batch is durable as soon as it is written.
 
-use crate::pipeline::msg::{DecodedBatch, Entity};
+use crate::msg::{DecodedBatch, Entity};
 use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
 use std::sync::Arc;
 

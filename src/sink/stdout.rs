@@ -4,10 +4,9 @@
 //! is reported durable. A closed pipe (`| head`) is a [`StdoutError::Write`] whose source has
 //! kind `BrokenPipe`, never a panic: see [`is_broken_pipe`].
 
-use crate::config::ConfigError;
 use crate::decode::csv_header;
-use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
-use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
+use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::sink::{OpenContext, Output, OutputError, OutputSpec, Sink, SinkError, SinkKind};
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ pub const KIND: SinkKind = SinkKind {
     flags: &[],
     parse: |_, cx| {
         if cx.format == RowFormat::Csv && cx.entities.iter().count() != 1 {
-            return Err(ConfigError::Conflict(
+            return Err(OutputError::Conflict(
                 "CSV on stdout needs exactly one entity (--entities NAME); use --format jsonl \
                  for several"
                     .into(),
@@ -182,7 +181,7 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::msg::{BatchCounts, RowBuf};
+    use crate::msg::{BatchCounts, RowBuf};
 
     fn batch(format: RowFormat) -> DecodedBatch {
         let mut rows: [RowBuf; Entity::COUNT] = Default::default();

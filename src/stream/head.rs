@@ -5,8 +5,8 @@
 //! endpoint in the run's [`RequestCounters`] as a `head` call. Errors name the method, the
 //! block and the endpoint (redacted); URLs never appear unredacted.
 
-use crate::config::Endpoint;
 use crate::rpc::client::{backoff, Sanitized};
+use crate::rpc::endpoints::Endpoint;
 use crate::stats::{CallKind, RequestCounters};
 use sonic_rs::JsonValueTrait;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

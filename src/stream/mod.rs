@@ -62,7 +62,7 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::cli::StreamArgs;
 use crate::config::{parse_block_number, BlockRange, ConfigError, ExportConfig};
 use crate::metrics::Metrics;
-use crate::pipeline::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
 use crate::pipeline::run::{error_chain, run_export_hooked, Resume, RunError, RunHooks};
 use crate::sink::{OpenContext, Sink, SinkError};
 use crate::stats::eta_text;

@@ -13,7 +13,7 @@
 //! file sink can take them.
 
 use crate::decode::write::FieldError;
-use crate::pipeline::msg::{BatchCounts, BlockMeta, DecodedBatch, Entity, RowFormat};
+use crate::msg::{BatchCounts, BlockMeta, DecodedBatch, Entity, RowFormat};
 
 pub use crate::decode::reorg::Orphan;
 

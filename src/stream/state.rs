@@ -19,7 +19,7 @@
 use crate::checkpoint::{self, CheckpointError, Watermark};
 use crate::config::BlockRange;
 use crate::metrics::Metrics;
-use crate::pipeline::msg::{DecodedBatch, EntitySet};
+use crate::msg::{DecodedBatch, EntitySet};
 use crate::sink::OpenContext;
 use crate::sink::{Sink, SinkError, SinkStats};
 

@@ -21,6 +21,44 @@ impl RangeJob {
     }
 }
 
+/// An inclusive block range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl BlockRange {
+    /// `start..=end`; `None` if `end < start`.
+    pub fn new(start: u64, end: u64) -> Option<BlockRange> {
+        (end >= start).then_some(BlockRange { start, end })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for BlockRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..={}", self.start, self.end)
+    }
+}
+
+/// The aligned chunk of `chunk_size` blocks that holds `block`, clipped to `range`.
+pub fn chunk_of(block: u64, chunk_size: u64, range: BlockRange) -> BlockRange {
+    let aligned = block - block % chunk_size;
+    let last = aligned.saturating_add(chunk_size - 1);
+    BlockRange {
+        start: aligned.max(range.start),
+        end: last.min(range.end),
+    }
+}
+
 /// The raw JSON-RPC batch response for one job, exactly as the node sent it.
 ///
 /// The request that produced it is described by [`crate::rpc::batch`]: call ids tell which
