@@ -125,11 +125,8 @@ impl ExportConfig {
         overwrite: bool,
         env_rpc: Option<String>,
     ) -> Result<ExportConfig, ConfigError> {
-        let rpc = match (&args.rpc, env_rpc) {
-            (Some(r), _) => r.clone(),
-            (None, Some(r)) if !r.trim().is_empty() => r,
-            _ => return Err(ConfigError::NoRpc),
-        };
+        // No endpoint at all is `EndpointError::None`, as an empty list is.
+        let rpc = args.rpc.clone().or(env_rpc).unwrap_or_default();
         let endpoints = parse_endpoints(&rpc)?;
         let entities = match &args.entities {
             Some(s) => parse_entities(s)?,
@@ -440,8 +437,6 @@ pub fn parse_block_number(s: &str) -> Result<u64, String> {
 /// A problem with the command line or environment. Messages name the flag and value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no RPC endpoint: pass --rpc URL or set ETH_RPC_URL")]
-    NoRpc,
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
     #[error("no block range: pass --blocks A:B (end exclusive) or --start-block A --end-block B (inclusive)")]
@@ -658,7 +653,7 @@ mod tests {
         a.rpc = None;
         assert!(matches!(
             ExportConfig::from_args(&a, None),
-            Err(ConfigError::NoRpc)
+            Err(ConfigError::Endpoint(EndpointError::None))
         ));
         assert!(ExportConfig::from_args(&a, Some("http://h:1".into())).is_ok());
         let mut a = args("1:2");

@@ -1,6 +1,6 @@
-//! What each entity is, declared once: its name, the JSON-RPC methods its rows need, and its
-//! fields (name, type, nullable) in export (CSV) order, plus the stream item's key order. The
-//! row writers ([`super::write::Row`]) take field names and both orders from here, so JSONL,
+//! What each entity is, declared once: the JSON-RPC methods its rows need and its fields
+//! (name, type, nullable) in export (CSV) order, plus the stream item's key order. The row
+//! writer ([`super::write::write_row`]) takes field names and both orders from here, so JSONL,
 //! CSV and Kafka share one field list per entity, and typed outputs read
 //! [`Dataset::columns`].
 //!
@@ -8,7 +8,7 @@
 //!
 //! One module in `src/decode/` declares its `DATASET` (see [`super::receipt`], the smallest)
 //! and a `write` function that hands the field values, in the order of `DATASET.fields`, to
-//! [`super::write::Row::write`]. Then a variant of [`Entity`] and one line in [`DATASETS`].
+//! [`super::write::write_row`]. Then a variant of [`Entity`] and one line in [`DATASETS`].
 
 use crate::msg::{Entity, EntitySet};
 
