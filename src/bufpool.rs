@@ -14,7 +14,14 @@ use std::sync::Mutex;
 pub static ROWS: BufPool = BufPool::new(128);
 
 /// Buffers below this capacity are left to the allocator: they are cheap to make afresh.
-const MIN_KEPT_CAPACITY: usize = 64 << 10;
+pub const MIN_KEPT_CAPACITY: usize = 64 << 10;
+
+/// Larger buffers are freed when handed back, not kept: an outsized answer (a hostile node's,
+/// or a rare huge block) must not stay resident for the rest of the run.
+pub const MAX_KEPT_CAPACITY: usize = 64 << 20;
+
+/// The idle buffers of one pool hold at most this much in all.
+pub const MAX_KEPT_BYTES: usize = 256 << 20;
 
 /// A bounded set of cleared `Vec<u8>`s shared between the threads that fill buffers and the
 /// threads that are done with them.
@@ -50,10 +57,12 @@ impl BufPool {
         reused.unwrap_or_else(|| Vec::with_capacity(capacity.saturating_add(capacity / 4)))
     }
 
-    /// Hands a spent buffer back. When the pool is full, the smallest buffer is freed (this
-    /// one, or an idle one it is larger than), so the pool drifts toward the sizes in use.
+    /// Hands a spent buffer back. When the pool is full (in count, or in bytes: at most
+    /// [`MAX_KEPT_BYTES`]), the smallest buffers are freed (this one, or idle ones it is larger
+    /// than), so the pool drifts toward the sizes in use. Buffers over [`MAX_KEPT_CAPACITY`]
+    /// are never kept.
     pub fn put(&self, mut v: Vec<u8>) {
-        if v.capacity() < MIN_KEPT_CAPACITY {
+        if v.capacity() < MIN_KEPT_CAPACITY || v.capacity() > MAX_KEPT_CAPACITY {
             return;
         }
         v.clear();
@@ -63,6 +72,16 @@ impl BufPool {
                 return;
             }
             f.remove(0);
+        }
+        // Within the byte budget too: smaller idle buffers make way, else this one goes.
+        let mut total: usize = f.iter().map(Vec::capacity).sum();
+        while total + v.capacity() > MAX_KEPT_BYTES
+            && f.first().is_some_and(|b| b.capacity() < v.capacity())
+        {
+            total -= f.remove(0).capacity();
+        }
+        if total + v.capacity() > MAX_KEPT_BYTES {
+            return;
         }
         let at = f.partition_point(|b| b.capacity() < v.capacity());
         f.insert(at, v);

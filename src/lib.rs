@@ -92,6 +92,7 @@ pub mod msg;
 
 // Fetch: endpoints, rate limits, the JSON-RPC client and its retries; reused buffers.
 pub mod bufpool;
+pub mod json_depth;
 pub mod rpc;
 
 // Decode: borrowed parsing, the datasets (fields declared once) and the row writer.

@@ -23,7 +23,19 @@ fn parse_body<'a>(
     span: Span,
     job: Option<(&RangeJob, bool)>,
 ) -> Result<Body<'a>, DecodeError> {
+    depth_guard(body, span)?;
     sonic_rs::from_slice::<Body<'a>>(body).map_err(|e| classify(body, span, job, e))
+}
+
+/// Refuses bodies nested too deep for the parser (see [`crate::json_depth`]).
+fn depth_guard(body: &[u8], span: Span) -> Result<(), DecodeError> {
+    crate::json_depth::check(body, crate::json_depth::DECODE_DEPTH).map_err(|source| {
+        DecodeError::TooDeep {
+            span,
+            len: body.len(),
+            source,
+        }
+    })
 }
 
 fn classify(
@@ -636,6 +648,7 @@ pub(super) fn decode_receipts(
     timestamp: Option<u64>,
 ) -> Result<ReceiptRows, DecodeError> {
     let span = Span(None);
+    depth_guard(json, span)?;
     let doc: ReceiptsDoc =
         sonic_rs::from_slice(json).map_err(|source| classify(json, span, None, source))?;
     let mut out = Out::new(opts);

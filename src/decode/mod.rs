@@ -143,6 +143,15 @@ pub enum DecodeError {
         #[source]
         source: sonic_rs::Error,
     },
+    /// JSON nested deeper than [`crate::json_depth::DECODE_DEPTH`] (refused before parsing:
+    /// the parser would overflow its stack).
+    #[error("{span}: response body ({len} bytes) is not a usable answer")]
+    TooDeep {
+        span: Span,
+        len: usize,
+        #[source]
+        source: crate::json_depth::TooDeep,
+    },
     /// Valid JSON, but not shaped like a batch answer (and no single call could be blamed).
     #[error("{span}: response is not shaped like a JSON-RPC batch answer")]
     Shape {
@@ -252,6 +261,7 @@ impl DecodeError {
         use DecodeError::*;
         match self {
             Json { .. }
+            | TooDeep { .. }
             | BatchRejected { .. }
             | NotABatch { .. }
             | UnknownId { .. }
@@ -337,6 +347,36 @@ pub fn csv_header(entity: Entity) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body just inside the decoder's depth limit decodes (or is refused) on a thread with the
+    /// stack the pipeline gives its decode threads; one level more is refused before parsing.
+    #[test]
+    fn nesting_up_to_the_limit_fits_the_decode_stack() {
+        use crate::json_depth::{DECODE_DEPTH, PARSE_STACK};
+        let body = |result_depth: usize| {
+            let deep = format!("{}{}", "[".repeat(result_depth), "]".repeat(result_depth));
+            format!(
+                r#"[{{"jsonrpc":"2.0","id":0,"result":{deep}}},{{"jsonrpc":"2.0","id":1,"result":{deep}}}]"#
+            )
+        };
+        // The batch array and the answer object are two levels.
+        let at_limit = body(DECODE_DEPTH - 2);
+        let over = body(DECODE_DEPTH - 1);
+        let outcome = std::thread::Builder::new()
+            .stack_size(PARSE_STACK)
+            .spawn(move || {
+                let a = parse_only(at_limit.as_bytes()).err();
+                let b = parse_only(over.as_bytes()).err();
+                (a.map(|e| e.to_string()), b.map(|e| e.to_string()))
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let (a, b) = outcome;
+        assert!(!a.unwrap_or_default().contains("nested"));
+        let b = b.expect("refused");
+        assert!(b.contains("not a usable answer"), "{b}");
+    }
 
     #[test]
     fn errors_and_batches_cross_threads() {

@@ -289,6 +289,7 @@ pub(crate) fn run_with_decoder(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.cpu_threads)
         .thread_name(|i| format!("ethetl-decode-{i}"))
+        .stack_size(crate::json_depth::PARSE_STACK)
         .build()
         .map_err(|e| RunError::Start {
             what: "decode thread pool",
@@ -341,6 +342,7 @@ pub(crate) fn run_with_decoder(
         let (sh, jobs, raw) = (Arc::clone(&fetch), job_rx.clone(), raw_tx.clone());
         match thread::Builder::new()
             .name(format!("ethetl-io-{i}"))
+            .stack_size(crate::json_depth::PARSE_STACK)
             .spawn(move || io_thread(&sh, jobs, raw))
         {
             Ok(h) => io_handles.push(h),

@@ -21,9 +21,12 @@ use ureq::Agent;
 
 pub use crate::rpc::retry::backoff;
 
-/// Responses larger than this are refused (a batch of 500 mainnet blocks with receipts is
-/// well under 1 GB; ureq's own default of 10 MB is hit by ordinary batches).
-pub const MAX_RESPONSE_BYTES: u64 = 2 << 30;
+/// Responses larger than this are not read to the end: the request is split as if the node
+/// had refused it as too large (one call that is larger alone is an error). A default batch of
+/// 5 mainnet blocks with receipts is ~10 MB and the largest single block answers are a few
+/// MB, so only a hostile node or a `--batch-size` in the hundreds gets here; it bounds what one
+/// I/O thread can be made to hold.
+pub const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 
 /// A node's `Retry-After` is honoured up to this many seconds.
 pub const MAX_RETRY_AFTER_SECS: u64 = 60;
@@ -149,7 +152,11 @@ impl RpcClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map_or(0, |n| n.min(MAX_RESPONSE_BYTES) as usize);
-        let mut buf = self.bodies.take(expected);
+        // Without a length (chunked), a buffer of the pool all the same: bodies of unknown
+        // length must not each grow a fresh one.
+        let mut buf = self
+            .bodies
+            .take(expected.max(crate::bufpool::MIN_KEPT_CAPACITY));
         let read = resp
             .body_mut()
             .with_config()
@@ -357,7 +364,7 @@ pub enum RpcError {
         at: Where,
         len: usize,
         #[source]
-        source: sonic_rs::Error,
+        source: crate::rpc::response::BodyError,
     },
     #[error("request for {at}: the response is {what}, not a batch answer")]
     NotABatch { at: Where, what: &'static str },

@@ -146,6 +146,24 @@ impl Call {
         }
     }
 
+    /// What the result must be: an object for a block or a receipt, a list for a block's
+    /// receipts.
+    fn expected_kind(self) -> &'static str {
+        match self {
+            Call::Receipts(_) => "a list",
+            Call::Block(_) | Call::Tx(..) => "an object",
+        }
+    }
+
+    /// Whether the raw `result` text is of the kind this call answers with.
+    fn kind_fits(self, result: &str) -> bool {
+        let first = result.bytes().next();
+        match self {
+            Call::Receipts(_) => first == Some(b'['),
+            Call::Block(_) | Call::Tx(..) => first == Some(b'{'),
+        }
+    }
+
     fn kind(self) -> CallKind {
         match self {
             Call::Block(_) => CallKind::Block,
@@ -746,6 +764,24 @@ impl JobFetcher {
                 _ => fitted += 1,
             }
             match item.outcome {
+                Outcome::Result(result) if !calls[k].kind_fits(result) => {
+                    // Checked before it is kept: a 50 MB string where a block should be is
+                    // never held while the rest of the job is asked again.
+                    let (at, call) = call_at(k);
+                    worst.add(
+                        Verdict::Retry(Cause::InvalidBody),
+                        RpcError::BadResult {
+                            at,
+                            call: Box::new(call),
+                            detail: format!(
+                                "the result is {} ({} bytes), not {}",
+                                json_kind(result),
+                                result.len(),
+                                calls[k].expected_kind()
+                            ),
+                        },
+                    );
+                }
                 Outcome::Result(result) => {
                     let slice = match calls[k] {
                         Call::Block(_) | Call::Receipts(_) => item.raw,
@@ -815,9 +851,20 @@ impl JobFetcher {
             self.pool.set_block_receipts(ep, true);
         }
         kept.retain(|(k, _)| !twice[*k]);
-        if !kept.is_empty() {
+        if kept.is_empty() {
+            self.client.bodies().put(body);
+        } else {
+            let whole = full && worst.0.is_none() && item_count == calls.len();
+            // A body only partly kept is copied down to the answers kept, so that what the
+            // job holds is never more than its good answers (a failed answer can be huge).
+            let kept_bytes: usize = kept.iter().map(|(_, r)| r.len()).sum();
+            let (body, kept) = if whole || kept_bytes >= body.len() / 2 {
+                (body, kept)
+            } else {
+                compact(body, kept, self.client.bodies())
+            };
             let buf = st.bufs.len();
-            if full && worst.0.is_none() && item_count == calls.len() {
+            if whole {
                 st.whole = Some(buf);
             }
             st.answered += kept.len();
@@ -850,6 +897,26 @@ impl JobFetcher {
     }
 }
 
+/// The `kept` ranges of `body` copied into a buffer of their own (returned with their new
+/// ranges); `body` goes back to `pool`.
+fn compact(
+    body: Vec<u8>,
+    kept: Vec<(usize, std::ops::Range<usize>)>,
+    pool: &BufPool,
+) -> (Vec<u8>, Vec<(usize, std::ops::Range<usize>)>) {
+    let mut out = Vec::with_capacity(kept.iter().map(|(_, r)| r.len()).sum());
+    let moved = kept
+        .into_iter()
+        .map(|(k, r)| {
+            let start = out.len();
+            out.extend_from_slice(&body[r]);
+            (k, start..out.len())
+        })
+        .collect();
+    pool.put(body);
+    (out, moved)
+}
+
 /// The error for one call that is too large even alone.
 fn error_too_large(
     f: &JobFetcher,
@@ -873,6 +940,18 @@ fn unreachable_status(at: Where, status: u16) -> RpcError {
         status,
         snippet: String::new(),
         retry_after: None,
+    }
+}
+
+/// The JSON kind of a raw value, for messages.
+fn json_kind(raw: &str) -> &'static str {
+    match raw.bytes().next() {
+        Some(b'"') => "a string",
+        Some(b'[') => "a list",
+        Some(b'{') => "an object",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
 }
 

@@ -43,8 +43,20 @@ pub enum Outcome<'a> {
     Malformed,
 }
 
-/// Parses a response body. `Err` if it is not (complete, valid) JSON.
-pub fn parse(body: &[u8]) -> Result<Body<'_>, sonic_rs::Error> {
+/// Why a body cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Not (complete, valid) JSON.
+    #[error(transparent)]
+    Json(#[from] sonic_rs::Error),
+    /// Nested deeper than [`crate::json_depth::MAX_DEPTH`]; refused before parsing.
+    #[error(transparent)]
+    TooDeep(#[from] crate::json_depth::TooDeep),
+}
+
+/// Parses a response body. `Err` if it is not (complete, valid) JSON or nests too deep.
+pub fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
+    crate::json_depth::check(body, crate::json_depth::MAX_DEPTH)?;
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         Some(b'[') => {

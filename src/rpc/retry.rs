@@ -153,6 +153,8 @@ pub fn transport(e: &ureq::Error) -> Verdict {
     use ureq::Error as E;
     match e {
         E::Timeout(_) => Verdict::Retry(Cause::Timeout),
+        // Over `MAX_RESPONSE_BYTES`: ask for less at a time.
+        E::BodyExceedsLimit(_) => Verdict::TooLarge,
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Verdict::Retry(Cause::Timeout),
         // A certificate the endpoint's name or our roots do not vouch for: the same every time.
         E::Io(io) if io.get_ref().is_some_and(is_permanent_tls_error) => Verdict::Fatal,

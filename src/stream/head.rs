@@ -208,6 +208,8 @@ impl HeadClient {
             endpoint: endpoint.clone(),
             detail: ep.sanitize(&detail),
         };
+        crate::json_depth::check(&bytes, crate::json_depth::MAX_DEPTH)
+            .map_err(|e| fail(format!("not a usable answer ({e})")))?;
         let v: sonic_rs::Value = sonic_rs::from_slice(&bytes).map_err(|e| {
             fail(format!(
                 "not JSON ({})",

@@ -5,6 +5,7 @@
 //! compared with ethereum-etl's, and the Kafka broker ([`kafka`]).
 #![allow(dead_code)] // each test file uses a part of it
 
+pub mod hostile;
 pub mod kafka;
 
 use ethetl::RowBuf;
