@@ -101,6 +101,7 @@ pub mod decode;
 // Write: the sinks, the checkpoint, closures as sinks.
 pub mod callback;
 pub mod checkpoint;
+pub mod lock;
 pub mod sink;
 
 // Wiring: a run of the pipeline (export), and following the head (stream).

@@ -13,7 +13,7 @@ use ethetl::cli::{Cli, Command, ExportArgs, StreamArgs};
 use ethetl::config::ExportConfig;
 use ethetl::http::{parse_listen, StatsServer};
 use ethetl::metrics::{MeteredSink, Metrics};
-use ethetl::pipeline::run::{error_chain, open_sink, run_export_hooked, Resume, RunHooks};
+use ethetl::pipeline::run::{error_chain, open_sink, run_export_hooked, JobLock, Resume, RunHooks};
 use ethetl::say;
 use ethetl::settings::{self, CommandName, Merged};
 use ethetl::sink::stdout::is_broken_pipe;
@@ -161,6 +161,11 @@ fn export(args: &ExportArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    // Held to the end: a second process on this checkpoint or output is refused at once.
+    let _lock = match JobLock::acquire(&config, true) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
     let resume = match Resume::load(&config) {
         Ok(r) => r,
         Err(e) => return fail(&e),
@@ -224,11 +229,8 @@ fn export(args: &ExportArgs) -> ExitCode {
         // The reader of stdout went away (`| head`): not an error of ours.
         Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => {
-            let resume_hint = cp_path
-                .as_ref()
-                .map(|p| format!(" (checkpoint {p} is up to date; run the same command to resume)"))
-                .unwrap_or_default();
-            say!("error: {}{resume_hint}", error_chain(&e));
+            let hint = config.checkpoint.as_deref().map(resume_hint);
+            say!("error: {}{}", error_chain(&e), hint.unwrap_or_default());
             return ExitCode::from(USAGE);
         }
     };
@@ -259,6 +261,20 @@ fn export(args: &ExportArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What a failed run tells about its checkpoint, read back from the file (so that it is true
+/// even when the last write failed): the same command resumes after the block it holds, or,
+/// when none was written yet, starts over (the files it wrote are this job's and replaced).
+fn resume_hint(path: &std::path::Path) -> String {
+    let p = path.display();
+    match ethetl::checkpoint::read_checkpoint(path) {
+        Ok(Some(b)) => format!(" (checkpoint {p} holds block {b}; run the same command to resume)"),
+        Ok(None) => {
+            format!(" (no checkpoint was written to {p} yet; run the same command to start again)")
+        }
+        Err(e) => format!(" ({})", error_chain(&e)),
+    }
+}
+
 /// SIGINT/SIGTERM set the returned flag (a clean stop); a second signal exits at once with 2.
 fn stop_flag() -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -287,11 +303,7 @@ fn stream(args: &StreamArgs) -> ExitCode {
     };
     let quiet = config.export.quiet;
     let report_path = config.export.report.clone();
-    let cp_path = config
-        .export
-        .checkpoint
-        .as_ref()
-        .map(|p| p.display().to_string());
+    let checkpoint = config.export.checkpoint.clone();
     let streamer = Streamer::new(config).with_stop_flag(stop);
     let server = match &args.http {
         Some(listen) => {
@@ -314,10 +326,8 @@ fn stream(args: &StreamArgs) -> ExitCode {
         // The reader of stdout went away (`| head`): not an error of ours.
         Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => {
-            let hint = cp_path
-                .map(|p| format!(" (checkpoint {p} is up to date; run the same command to resume)"))
-                .unwrap_or_default();
-            say!("error: {}{hint}", error_chain(&e));
+            let hint = checkpoint.as_deref().map(resume_hint);
+            say!("error: {}{}", error_chain(&e), hint.unwrap_or_default());
             return ExitCode::from(USAGE);
         }
     };

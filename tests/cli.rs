@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dead_port, ethetl_command, files_under, run_ethetl, Process};
+use common::{data_files, dead_port, ethetl_command, files_under, run_ethetl, Process};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Output, Stdio};
@@ -322,9 +322,9 @@ fn unreachable_node() {
     );
     assert_no_secret(&out);
     assert!(
-        files_under(&out_dir).is_empty(),
+        data_files(&out_dir).is_empty(),
         "{:?}",
-        files_under(&out_dir)
+        data_files(&out_dir)
     );
 }
 
@@ -393,9 +393,9 @@ fn bad_answer(body: &'static str, needles: &[&str]) -> String {
     let line = one_error_line(&out, needles);
     assert_no_secret(&out);
     assert!(
-        files_under(&out_dir).is_empty(),
+        data_files(&out_dir).is_empty(),
         "{:?}",
-        files_under(&out_dir)
+        data_files(&out_dir)
     );
     line
 }

@@ -6,8 +6,9 @@
 mod common;
 
 use common::hostile::{batch_answer, Hostile, Reply};
-use common::{ethetl_command, files_under, Process};
+use common::{ethetl_command, Process};
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -195,4 +196,276 @@ fn a_fifty_megabyte_answer_does_not_bloat_the_process() {
         rss >> 20,
         bound >> 20
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// kill -9, resume, one writer
+
+const K_START: u64 = 23_000_000;
+const K_BLOCKS: u64 = 300;
+
+fn killable_node() -> common::DevnodeProcess {
+    common::DevnodeProcess::start(&[
+        "--generate",
+        &K_BLOCKS.to_string(),
+        "--start-block",
+        &K_START.to_string(),
+        "--txs-per-block",
+        "20",
+        "--seed",
+        "3",
+    ])
+}
+
+fn export_args(url: &str, out: &std::path::Path, cp: Option<&std::path::Path>) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "export",
+        "--rpc",
+        url,
+        "--blocks",
+        &format!("{K_START}:+{K_BLOCKS}"),
+        "--output",
+        out.to_str().unwrap(),
+        "--chunk-size",
+        "10",
+        "--batch-size",
+        "2",
+        "--io-threads",
+        "2",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(cp) = cp {
+        v.extend(["--checkpoint".to_string(), cp.display().to_string()]);
+    }
+    v
+}
+
+/// Every chunk of `dir` has a manifest whose files exist with the rows and bytes it lists,
+/// and nothing else is there but the lock file (no temporary file, no file without a
+/// manifest).
+fn assert_complete_chunks(dir: &std::path::Path, chunks: usize) {
+    use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+    let manifests = common::manifests(dir);
+    assert_eq!(manifests.len(), chunks, "{:?}", manifests.keys());
+    let mut listed = std::collections::BTreeSet::new();
+    for (name, m) in &manifests {
+        let files = m.get("files").and_then(|f| f.as_object()).expect(name);
+        for (entity, f) in files.iter() {
+            let path = f.get("path").and_then(|p| p.as_str()).unwrap().to_string();
+            assert!(path.starts_with(&format!("{entity}/")), "{name}: {path}");
+            let bytes = std::fs::read(dir.join(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(
+                f.get("bytes").and_then(|b| b.as_u64()),
+                Some(bytes.len() as u64)
+            );
+            let rows = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            assert_eq!(f.get("rows").and_then(|r| r.as_u64()), Some(rows), "{path}");
+            listed.insert(path);
+        }
+    }
+    let data: std::collections::BTreeSet<String> = common::tree(dir).into_keys().collect();
+    assert_eq!(
+        data, listed,
+        "files without a manifest, or manifests without files"
+    );
+    let all = common::files_under(dir);
+    assert!(all.iter().all(|f| !f.ends_with(".tmp")), "{all:?}");
+}
+
+#[test]
+fn killed_at_any_moment_the_same_command_resumes_to_the_same_files() {
+    let node = killable_node();
+    let url = node.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    let clean_args = export_args(&url, &clean, None);
+    common::assert_success(&common::run_ethetl(&clean_args, Duration::from_secs(120)));
+    let expected = common::tree(&clean);
+    let chunks = (K_BLOCKS / 10) as usize;
+    assert_complete_chunks(&clean, chunks);
+
+    let out = tmp.path().join("out");
+    let cp = tmp.path().join("last_synced_block.txt");
+    let args = export_args(&url, &out, Some(&cp));
+    // How long a whole run takes, to spread the kills over it.
+    let t = Instant::now();
+    common::assert_success(&common::run_ethetl(
+        &export_args(&url, &tmp.path().join("timing"), None),
+        Duration::from_secs(120),
+    ));
+    let whole = t.elapsed().as_millis().max(50) as u64;
+    let mut killed = 0;
+    let mut progress = Vec::new();
+    for i in 0..10u64 {
+        let mut p = Process::start(ethetl_command(&args), "ethetl");
+        // From right after the start to near the end of what is left, never the same twice.
+        std::thread::sleep(Duration::from_millis(5 + (i * 7919) % whole));
+        if p.try_wait().is_none() {
+            killed += 1;
+        }
+        p.kill();
+        let status = p.try_wait().unwrap();
+        assert!(
+            status.success() || status.signal() == Some(9),
+            "run {i}: {status:?}: {}",
+            p.stderr_so_far()
+        );
+        progress.push(ethetl::checkpoint::read_checkpoint(&cp).unwrap());
+    }
+    assert!(killed >= 5, "only {killed} of 10 runs were killed mid-way");
+    let last = common::run_ethetl(&args, Duration::from_secs(120));
+    common::assert_success(&last);
+    assert_eq!(
+        ethetl::checkpoint::read_checkpoint(&cp).unwrap(),
+        Some(K_START + K_BLOCKS - 1)
+    );
+    let got = common::tree(&out);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "checkpoints after each kill: {progress:?}"
+    );
+    assert!(
+        got == expected,
+        "the resumed output differs from a clean run's"
+    );
+    assert_complete_chunks(&out, chunks);
+}
+
+#[test]
+fn a_second_writer_is_refused_at_once_naming_the_first() {
+    let node = killable_node();
+    let url = node.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // The first one is slowed down by the node (every request stalls 300 ms).
+    let slow = common::DevnodeProcess::start(&[
+        "--generate",
+        &K_BLOCKS.to_string(),
+        "--start-block",
+        &K_START.to_string(),
+        "--txs-per-block",
+        "20",
+        "--seed",
+        "3",
+        "--faults",
+        "stall:1",
+        "--stall-ms",
+        "300",
+    ]);
+    let cp = tmp.path().join("cp");
+    let first = Process::start(
+        ethetl_command(&export_args(&slow.url(), &out, Some(&cp))),
+        "first ethetl",
+    );
+    // Its lock file names it once it holds the lock.
+    let lock = out.join(ethetl::sink::file::LOCK_FILE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != first.id().to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = format!("pid {}", first.id());
+    // Same output, other checkpoint; same checkpoint, other output; both the same.
+    let cases = [
+        export_args(&url, &out, Some(&tmp.path().join("cp2"))),
+        export_args(&url, &tmp.path().join("other"), Some(&cp)),
+        export_args(&url, &out, Some(&cp)),
+        export_args(&url, &out, None),
+    ];
+    for args in &cases {
+        let t = Instant::now();
+        let second = common::run_ethetl(args, Duration::from_secs(30));
+        let err = failed_cleanly(&second, "in use by another ethetl process");
+        assert!(err.contains(&pid), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(10), "not refused at once");
+    }
+    // `ethetl stream` on the same checkpoint is refused the same way.
+    let stream = common::run_ethetl(
+        &[
+            "stream",
+            "--rpc",
+            &url,
+            "--start-block",
+            &K_START.to_string(),
+            "--output",
+            tmp.path().join("s").to_str().unwrap(),
+            "--checkpoint",
+            cp.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    let err = failed_cleanly(&stream, "in use by another ethetl process");
+    assert!(err.contains(&pid), "{err}");
+    // The first run was not disturbed: it completes, and its files are whole.
+    let done = first.finish(Duration::from_secs(120));
+    common::assert_success(&done);
+    assert_complete_chunks(&out, (K_BLOCKS / 10) as usize);
+    drop(node);
+}
+
+#[test]
+fn after_a_write_failure_the_printed_advice_resumes() {
+    use std::os::unix::process::CommandExt;
+    let node = common::DevnodeProcess::start(&[
+        "--generate",
+        "200",
+        "--start-block",
+        &K_START.to_string(),
+        "--seed",
+        "4",
+    ]);
+    let url = node.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut clean_args = export_args(&url, &tmp.path().join("clean"), None);
+    clean_args[4] = format!("{K_START}:+200");
+    common::assert_success(&common::run_ethetl(&clean_args, Duration::from_secs(120)));
+    let expected = common::tree(&tmp.path().join("clean"));
+    // A file-size limit between the smallest and the largest file: writing fails part-way
+    // through the range (EFBIG, as ENOSPC would on a full disk; no privileges needed).
+    let mut sizes: Vec<u64> = expected.values().map(|b| b.len() as u64).collect();
+    sizes.sort();
+    let limit = sizes[sizes.len() * 3 / 4];
+
+    let out = tmp.path().join("out");
+    let cp = tmp.path().join("cp");
+    let mut args = export_args(&url, &out, Some(&cp));
+    args[4] = format!("{K_START}:+200");
+    let mut cmd = ethetl_command(&args);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let failed =
+        Process::start(cmd, "ethetl with a file-size limit").finish(Duration::from_secs(120));
+    let err = failed_cleanly(&failed, "run the same command to");
+    match ethetl::checkpoint::read_checkpoint(&cp).unwrap() {
+        Some(b) => assert!(
+            err.contains(&format!("holds block {b}; run the same command to resume")),
+            "{err}"
+        ),
+        None => assert!(err.contains("no checkpoint was written"), "{err}"),
+    }
+    assert!(!err.contains("up to date"), "{err}");
+    // The advice, followed: the same command.
+    common::assert_success(&common::run_ethetl(&args, Duration::from_secs(120)));
+    let got = common::tree(&out);
+    assert!(got == expected, "{:?}", got.keys().collect::<Vec<_>>());
+    assert_complete_chunks(&out, 20);
 }

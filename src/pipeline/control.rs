@@ -50,6 +50,9 @@ pub enum RunError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Another process writes the same output or checkpoint.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error(
         "checkpoint {path} holds block {block}, outside the requested range {range} \
          (it must be between the block before the start and the end)"

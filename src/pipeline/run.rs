@@ -107,6 +107,33 @@ impl Resume {
     }
 }
 
+/// The locks a job holds while it runs, so that a second process on the same checkpoint or
+/// output is refused at once (see [`crate::lock`]); released when dropped. The binary and
+/// `ethetl stream` take them before reading the checkpoint and keep them to the end.
+#[derive(Debug)]
+pub struct JobLock {
+    _locks: Vec<crate::lock::LockFile>,
+}
+
+impl JobLock {
+    /// Locks the checkpoint file (`.<name>.lock` beside it), if there is one, and, when
+    /// `output` is set, `config.output` (for files: `DIR/.ethetl.lock`).
+    pub fn acquire(config: &ExportConfig, output: bool) -> Result<JobLock, crate::lock::LockError> {
+        let mut locks = Vec::new();
+        if let Some(cp) = &config.checkpoint {
+            let what = format!("checkpoint {}", cp.display());
+            let path = crate::lock::checkpoint_lock_path(cp);
+            locks.push(crate::lock::LockFile::acquire(&path, &what)?);
+        }
+        if output {
+            if let Some(lock) = config.output.lock()? {
+                locks.push(lock);
+            }
+        }
+        Ok(JobLock { _locks: locks })
+    }
+}
+
 /// Opens the sink that `config.output` names, for the blocks `resume.range`.
 pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>, RunError> {
     config
@@ -117,6 +144,7 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
             chunk_size: config.chunk_size,
             range: resume.range,
             overwrite: config.overwrite,
+            checkpointed: config.checkpoint.is_some(),
         })
         .map_err(|source| RunError::OpenSink { source })
 }
@@ -182,6 +210,7 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
 /// assert_eq!(total.load(Ordering::Relaxed), 100);
 /// ```
 pub fn run_export(config: &ExportConfig, sink: Box<dyn Sink>) -> Result<RunReport, RunError> {
+    let _lock = JobLock::acquire(config, false)?;
     let resume = Resume::load(config)?;
     run_export_with(config, &resume, sink, Arc::new(AtomicBool::new(false)))
 }

@@ -10,6 +10,16 @@
 //! rows (as ethereum-etl). If the run ends inside a chunk (a stop), `finish` completes the
 //! partial chunk under the name of the blocks it really holds, `<first>-<last written>`, so a
 //! resumed run continues with the next block and no block is in two files.
+//!
+//! A chunk is complete for a reader when its manifest `DIR/_manifests/<first>-<last>.json`
+//! exists: written (atomically) after every entity's file of the chunk has its final name,
+//! removed before a chunk is written again. A crash between two entities' renames leaves a
+//! chunk with some final-named files and no manifest.
+//!
+//! One writer: the binary locks `DIR/.ethetl.lock` ([`OutputSpec::lock`]) for the whole run.
+//! With a checkpoint, files inside the range past it belong to this job (an earlier run wrote
+//! them after its last checkpoint write, or before its first) and are replaced; without one
+//! they are an error unless `--overwrite`.
 
 use crate::decode::csv_header;
 use crate::msg::chunk_of;
@@ -50,6 +60,7 @@ impl DirOutput {
             chunk_size: ctx.chunk_size,
             range: ctx.range,
             overwrite: ctx.overwrite,
+            checkpointed: ctx.checkpointed,
         }
     }
 }
@@ -65,6 +76,17 @@ impl OutputSpec for DirOutput {
 
     fn per_round(&self) -> bool {
         true
+    }
+
+    fn lock(&self) -> Result<Option<crate::lock::LockFile>, crate::lock::LockError> {
+        let what = format!("output directory {}", self.dir.display());
+        let path = self.dir.join(LOCK_FILE);
+        fs::create_dir_all(&self.dir).map_err(|source| crate::lock::LockError::Io {
+            what: what.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        crate::lock::LockFile::acquire(&path, &what).map(Some)
     }
 
     fn display(&self) -> String {
@@ -101,6 +123,13 @@ impl From<FileSinkError> for SinkError {
 /// Digits of the zero-padded block numbers in file names.
 pub const NAME_WIDTH: usize = 10;
 
+/// The lock file of an output directory.
+pub const LOCK_FILE: &str = ".ethetl.lock";
+
+/// The directory of the chunk manifests, `DIR/_manifests` (a leading `_`: Spark, Hive and
+/// DuckDB globs of `DIR/*/*.jsonl` pass it by).
+pub const MANIFEST_DIR: &str = "_manifests";
+
 /// Settings of a [`FileSink`].
 #[derive(Clone, Debug)]
 pub struct FileSinkOptions {
@@ -112,6 +141,8 @@ pub struct FileSinkOptions {
     pub range: BlockRange,
     /// Replace existing files instead of failing.
     pub overwrite: bool,
+    /// The run keeps a checkpoint: files wholly inside `range` are this job's and replaced.
+    pub checkpointed: bool,
 }
 
 /// The file name for `first..=last` of a format.
@@ -148,6 +179,7 @@ struct ChunkFile {
     /// `None` once closed.
     out: Option<BufWriter<File>>,
     rows: u64,
+    bytes: u64,
 }
 
 /// The chunk being written.
@@ -181,7 +213,11 @@ impl FileSink {
     /// of the range (unless `overwrite`).
     pub fn open(opts: FileSinkOptions) -> Result<FileSink, SinkError> {
         let ext = extension(opts.format);
+        let replace = opts.overwrite || opts.checkpointed;
+        let inside = |r: BlockRange| r.start >= opts.range.start && r.end <= opts.range.end;
         let mut stale = Vec::new();
+        let manifests = opts.dir.join(MANIFEST_DIR);
+        fs::create_dir_all(&manifests).map_err(io_err("create directory", &manifests))?;
         for entity in opts.entities.iter() {
             let dir = opts.dir.join(entity.name());
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
@@ -192,8 +228,18 @@ impl FileSink {
                 .collect();
             names.sort();
             for name in names {
+                // A temporary file of a chunk of this range: left by a run that was killed.
+                let abandoned = name
+                    .strip_prefix('.')
+                    .and_then(|n| n.strip_suffix(".tmp"))
+                    .and_then(|n| parse_name(n, ext));
+                if abandoned.is_some_and(inside) && replace {
+                    let path = dir.join(&name);
+                    fs::remove_file(&path).map_err(io_err("remove abandoned file", &path))?;
+                    continue;
+                }
                 if let Some(r) = parse_name(&name, ext) {
-                    if opts.overwrite && r.start >= opts.range.start && r.end <= opts.range.end {
+                    if replace && inside(r) {
                         stale.push((r, dir.join(&name)));
                     } else if !opts.overwrite
                         && r.start <= opts.range.end
@@ -201,11 +247,16 @@ impl FileSink {
                     {
                         return Err(SinkError::from(FileSinkError::Invalid(format!(
                             "output file {} already exists and covers blocks {}..={} of the \
-                             requested range; pass --overwrite to replace it (or --checkpoint \
-                             to resume)",
+                             requested range; pass --overwrite to replace it{}",
                             dir.join(&name).display(),
                             r.start.max(opts.range.start),
-                            r.end.min(opts.range.end)
+                            r.end.min(opts.range.end),
+                            if opts.checkpointed {
+                                " (it reaches outside the blocks left after the checkpoint, \
+                                 so it is not this job's to replace)"
+                            } else {
+                                " (or --checkpoint FILE to resume the run that wrote it)"
+                            }
                         ))));
                     }
                 }
@@ -234,6 +285,7 @@ impl FileSink {
                 tmp,
                 out: Some(BufWriter::with_capacity(1 << 20, f)),
                 rows: 0,
+                bytes: 0,
             });
         }
         Ok(OpenChunk {
@@ -248,6 +300,12 @@ impl FileSink {
     /// `chunk.range.start..=last`, then fsyncs the directories and marks its `seq`s durable.
     fn complete(&mut self, mut chunk: OpenChunk, last: u64) -> Result<(), SinkError> {
         let name = file_name(chunk.range.start, last, self.opts.format);
+        let range = BlockRange {
+            start: chunk.range.start,
+            end: last,
+        };
+        // A chunk written again is incomplete until its files are all replaced.
+        self.remove_manifest(range)?;
         for f in &mut chunk.files {
             let out = f.out.take().expect("chunk files are open until completed");
             let file = out
@@ -256,7 +314,8 @@ impl FileSink {
             file.sync_all().map_err(io_err("fsync", &f.tmp))?;
             drop(file);
             let dest = f.dir.join(&name);
-            if !self.opts.overwrite && dest.exists() {
+            let ours = self.stale.iter().any(|(_, p)| p == &dest);
+            if !self.opts.overwrite && !ours && dest.exists() {
                 return Err(SinkError::from(FileSinkError::Invalid(format!(
                     "output file {} appeared while writing; pass --overwrite to replace it",
                     dest.display()
@@ -271,7 +330,9 @@ impl FileSink {
             let (r, path) = &self.stale[i];
             if done.contains(&r.start) && done.contains(&r.end) {
                 if path.file_name().map(|n| n.to_string_lossy()) != Some(name.as_str().into()) {
-                    fs::remove_file(path).map_err(io_err("remove replaced file", path))?;
+                    let (r, path) = (*r, path.clone());
+                    self.remove_manifest(r)?;
+                    fs::remove_file(&path).map_err(io_err("remove replaced file", &path))?;
                 }
                 self.stale.swap_remove(i);
             } else {
@@ -281,9 +342,75 @@ impl FileSink {
         for f in &chunk.files {
             crate::checkpoint::sync_dir(&f.dir).map_err(io_err("fsync directory", &f.dir))?;
         }
+        self.write_manifest(range, &name, &chunk.files)?;
         chunk.files.clear();
         self.durable.append(&mut chunk.seqs);
         Ok(())
+    }
+
+    fn manifest_path(&self, range: BlockRange) -> PathBuf {
+        self.opts.dir.join(MANIFEST_DIR).join(format!(
+            "{:0w$}-{:0w$}.json",
+            range.start,
+            range.end,
+            w = NAME_WIDTH
+        ))
+    }
+
+    /// Removes the manifest of `range`, if there is one (and makes the removal durable).
+    fn remove_manifest(&self, range: BlockRange) -> Result<(), SinkError> {
+        let path = self.manifest_path(range);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                let dir = crate::checkpoint::parent_dir(&path);
+                crate::checkpoint::sync_dir(dir).map_err(io_err("fsync directory", dir))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove manifest", &path)(e)),
+        }
+    }
+
+    /// Writes the manifest of a chunk whose files all have their final name `name`: the range,
+    /// the format and each entity's file, rows and bytes.
+    fn write_manifest(
+        &self,
+        range: BlockRange,
+        name: &str,
+        files: &[ChunkFile],
+    ) -> Result<(), SinkError> {
+        let format = match self.opts.format {
+            RowFormat::Json => "json",
+            RowFormat::Csv => "csv",
+        };
+        let mut text = format!(
+            r#"{{"first_block":{},"last_block":{},"format":"{format}","files":{{"#,
+            range.start, range.end
+        );
+        for (i, f) in files.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let entity = f.entity.name();
+            text.push_str(&format!(
+                r#""{entity}":{{"path":"{entity}/{name}","rows":{},"bytes":{}}}"#,
+                f.rows, f.bytes
+            ));
+        }
+        text.push_str("}}\n");
+        let path = self.manifest_path(range);
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        {
+            let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+            f.write_all(text.as_bytes())
+                .map_err(io_err("write", &tmp))?;
+            f.sync_all().map_err(io_err("fsync", &tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err("rename to final name", &path))?;
+        let dir = crate::checkpoint::parent_dir(&path);
+        crate::checkpoint::sync_dir(dir).map_err(io_err("fsync directory", dir))
     }
 }
 
@@ -321,11 +448,13 @@ impl Sink for FileSink {
             }
             let out = f.out.as_mut().expect("open");
             if f.rows == 0 && self.opts.format == RowFormat::Csv {
-                out.write_all(csv_header(f.entity).as_bytes())
-                    .map_err(io_err("write", &f.tmp))?;
+                let header = csv_header(f.entity).as_bytes();
+                out.write_all(header).map_err(io_err("write", &f.tmp))?;
+                f.bytes += header.len() as u64;
             }
             out.write_all(&rows.data).map_err(io_err("write", &f.tmp))?;
             f.rows += rows.len() as u64;
+            f.bytes += rows.data.len() as u64;
         }
         chunk.seqs.push(batch.seq);
         chunk.written_to = batch.end;
@@ -404,6 +533,7 @@ mod tests {
             chunk_size: 10,
             range,
             overwrite: false,
+            checkpointed: false,
         }
     }
 

@@ -153,6 +153,10 @@ pub struct OpenContext {
     pub range: BlockRange,
     /// Replace existing output instead of failing.
     pub overwrite: bool,
+    /// The run keeps a checkpoint: output inside `range` (past the checkpoint) was written by
+    /// an earlier run of this same job that stopped before its checkpoint caught up (a crash,
+    /// a full disk), and is replaced without `overwrite`.
+    pub checkpointed: bool,
 }
 
 /// A validated `--output`: knows which sink it is and how to open it.
@@ -167,6 +171,12 @@ pub trait OutputSpec: std::fmt::Debug + Send + Sync {
     /// files over the blocks it covers) instead of one for the whole stream.
     fn per_round(&self) -> bool {
         false
+    }
+
+    /// Takes the lock that makes this process the output's only writer, for outputs that
+    /// have one (files: `DIR/.ethetl.lock`); held until dropped. Default: none.
+    fn lock(&self) -> Result<Option<crate::lock::LockFile>, crate::lock::LockError> {
+        Ok(None)
     }
 
     /// The output as shown to the user (secrets redacted).

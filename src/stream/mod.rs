@@ -231,6 +231,9 @@ pub enum StreamError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Another process streams into the same checkpoint or output.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("checkpoint {path}")]
     HashLine {
         path: PathBuf,
@@ -416,6 +419,8 @@ impl Streamer {
             stop,
             metrics,
         } = self;
+        // One stream per checkpoint and output, for as long as it runs.
+        let _lock = crate::pipeline::run::JobLock::acquire(&config.export, sink.is_none())?;
         let window = config.max_reorg_depth.max(1);
         let (durable, chain) = match &config.export.checkpoint {
             Some(path) => {
@@ -520,6 +525,7 @@ fn open_output(config: &StreamConfig) -> Result<CoreOutput, StreamError> {
         chunk_size: e.chunk_size,
         range: BlockRange { start: 0, end: 0 },
         overwrite: true,
+        checkpointed: e.checkpoint.is_some(),
     };
     if e.output.per_round() {
         return Ok(CoreOutput::Files {

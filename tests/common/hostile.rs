@@ -3,7 +3,6 @@
 //! answers no real node sends on purpose: deep nesting, huge strings, escape sequences,
 //! redirects. Bounded: it serves for at most two minutes and stops when dropped.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;

@@ -405,12 +405,31 @@ fn walk(dir: &Path, strict: bool, mut file: impl FnMut(String, &Path)) {
     }
 }
 
-/// Every file under `dir` (which must exist): relative path → bytes.
+/// Every data file under `dir` (which must exist): relative path → bytes. Left out: an output
+/// directory's lock file (it holds the writer's pid) and its chunk manifests (see
+/// [`manifests`]).
 pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    use ethetl::sink::file::{LOCK_FILE, MANIFEST_DIR};
     let mut out = BTreeMap::new();
     walk(dir, true, |rel, p| {
-        out.insert(rel, std::fs::read(p).unwrap());
+        if rel != LOCK_FILE && !rel.starts_with(&format!("{MANIFEST_DIR}/")) {
+            out.insert(rel, std::fs::read(p).unwrap());
+        }
     });
+    out
+}
+
+/// The chunk manifests of an output directory: file name → parsed JSON.
+pub fn manifests(dir: &Path) -> BTreeMap<String, sonic_rs::Value> {
+    let mut out = BTreeMap::new();
+    let Ok(rd) = std::fs::read_dir(dir.join(ethetl::sink::file::MANIFEST_DIR)) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read(e.path()).unwrap();
+        out.insert(name, sonic_rs::from_slice(&text).expect("manifest is JSON"));
+    }
     out
 }
 
@@ -420,6 +439,14 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, false, |rel, _| out.push(rel));
     out.sort();
     out
+}
+
+/// The files under an output directory except its lock file (which stays: an unlocked lock
+/// file is never in anyone's way).
+pub fn data_files(dir: &Path) -> Vec<String> {
+    let mut files = files_under(dir);
+    files.retain(|f| f != ethetl::sink::file::LOCK_FILE);
+    files
 }
 
 /// The files of one entity of an output directory (`dir/<entity>/*`), in name order (none when
