@@ -1,5 +1,6 @@
-//! The `--http` stats server: tiny_http on one dedicated thread, which also samples the
-//! counters once a second for the charts. Endpoints (GET or HEAD):
+//! The `--http` stats server: one dedicated thread accepts connections and samples the
+//! counters once a second for the charts; each connection is served on a short-lived thread of
+//! its own. Endpoints (GET or HEAD):
 //!
 //! * `/` — a self-contained status page (inline HTML, CSS, JS and SVG; no external resources)
 //!   that refreshes itself every second and charts blocks/s and lag over the last minutes;
@@ -7,23 +8,34 @@
 //! * `/history` — the chart samples as JSON;
 //! * `/metrics` — Prometheus text format 0.0.4 ([`Metrics::prometheus`]);
 //! * `/healthz` — `200 ok`, or `503` with the reason when the run made no progress and got no
-//!   answer from the node for too long.
+//!   answer from the node for too long, or when every recent call failed.
 //!
 //! A bare port binds `127.0.0.1`; any other address is bound as given. There is no
-//! authentication and nothing is refused: expose it beyond loopback only on a trusted network.
+//! authentication: expose it beyond loopback only on a trusted network. What a client can
+//! make it hold is bounded: a request head of at most [`MAX_HEAD`] bytes (`431` beyond),
+//! [`MAX_CONNECTIONS`] connections at once (`503` beyond), [`CLIENT_TIMEOUT`] to send the
+//! request and to take the answer; one request per connection (`Connection: close`).
 
 use crate::metrics::{Metrics, SAMPLE_EVERY};
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Largest request head (request line and headers) read; a longer one gets `431`.
+pub const MAX_HEAD: usize = 8 << 10;
+/// Connections served at once; more are answered `503` and closed.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a client may take to send its request, and to read the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The status page served at `/`.
 pub const STATUS_PAGE: &str = include_str!("status_page.html");
 
-/// How long the server thread waits for a request before looking at its stop flag.
-const TICK: Duration = Duration::from_millis(100);
+/// How long the accept loop sleeps when no connection is waiting.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +90,19 @@ pub struct StatsServer {
 impl StatsServer {
     /// Binds `addr` (port 0 picks a free port) and serves `metrics` on a new thread.
     pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<StatsServer, HttpError> {
-        let server =
-            tiny_http::Server::http(addr).map_err(|source| HttpError::Bind { addr, source })?;
-        let bound = server.server_addr().to_ip().unwrap_or(addr);
+        let bind = |source: std::io::Error| HttpError::Bind {
+            addr,
+            source: Box::new(source),
+        };
+        let listener = TcpListener::bind(addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let bound = listener.local_addr().unwrap_or(addr);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("ethetl-http".into())
             .spawn({
                 let stop = Arc::clone(&stop);
-                move || serve(&server, &metrics, &stop)
+                move || serve(&listener, &metrics, &stop)
             })
             .map_err(|source| HttpError::Thread { source })?;
         Ok(StatsServer {
@@ -125,7 +141,8 @@ impl Drop for StatsServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, metrics: &Metrics, stop: &AtomicBool) {
+fn serve(listener: &TcpListener, metrics: &Arc<Metrics>, stop: &AtomicBool) {
+    let active = Arc::new(AtomicUsize::new(0));
     let mut next_sample = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -136,73 +153,186 @@ fn serve(server: &tiny_http::Server, metrics: &Metrics, stop: &AtomicBool) {
                 next_sample = now + SAMPLE_EVERY;
             }
         }
-        let wait = next_sample
-            .saturating_duration_since(Instant::now())
-            .min(TICK);
-        if let Ok(Some(req)) = server.recv_timeout(wait) {
-            respond(req, metrics);
+        let conn = match listener.accept() {
+            Ok((conn, _)) => conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(TICK);
+                continue;
+            }
+            // Out of file descriptors and the like: try again shortly.
+            Err(_) => {
+                std::thread::sleep(TICK);
+                continue;
+            }
+        };
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(CLIENT_TIMEOUT));
+        let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+        if active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+            let mut conn = conn;
+            let _ = conn.set_write_timeout(Some(Duration::from_millis(200)));
+            write_response(&mut conn, false, 503, "text/plain; charset=utf-8", "busy\n");
+            continue;
+        }
+        active.fetch_add(1, Ordering::AcqRel);
+        let (m, a) = (Arc::clone(metrics), Arc::clone(&active));
+        let spawned = std::thread::Builder::new()
+            .name("ethetl-http-conn".into())
+            .spawn(move || {
+                handle(conn, &m);
+                a.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+/// What a request head says, or why it is refused.
+enum Head {
+    Request { method: String, path: String },
+    Refuse(u16, &'static str),
 }
 
-fn respond(req: tiny_http::Request, metrics: &Metrics) {
-    let path = req.url().split(['?', '#']).next().unwrap_or("").to_string();
-    let method_ok = matches!(
-        req.method(),
-        tiny_http::Method::Get | tiny_http::Method::Head
-    );
-    let (status, content_type, body): (u16, &str, String) = if !method_ok {
-        (
+/// Reads one request head (at most [`MAX_HEAD`] bytes). `None`: the client went away or was
+/// too slow.
+fn read_head(conn: &mut TcpStream) -> Option<Head> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                return Some(Head::Request {
+                    method: req.method.unwrap_or("").to_string(),
+                    path: req.path.unwrap_or("").to_string(),
+                })
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => {
+                return Some(Head::Refuse(431, "request header fields too large\n"))
+            }
+            Err(_) => return Some(Head::Refuse(400, "bad request\n")),
+        }
+        if buf.len() >= MAX_HEAD {
+            return Some(Head::Refuse(431, "request header fields too large\n"));
+        }
+        // A client that sends a byte now and then is still too slow.
+        if Instant::now() > deadline {
+            return None;
+        }
+        let want = (MAX_HEAD - buf.len()).min(chunk.len());
+        match conn.read(&mut chunk[..want]) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn handle(mut conn: TcpStream, metrics: &Metrics) {
+    respond(&mut conn, metrics);
+    linger(&mut conn);
+}
+
+fn respond(conn: &mut TcpStream, metrics: &Metrics) {
+    let (method, path) = match read_head(conn) {
+        None => return,
+        Some(Head::Refuse(status, text)) => {
+            write_response(conn, false, status, "text/plain; charset=utf-8", text);
+            return;
+        }
+        Some(Head::Request { method, path }) => (method, path),
+    };
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        write_response(
+            conn,
+            false,
             405,
             "text/plain; charset=utf-8",
-            "only GET and HEAD\n".into(),
-        )
-    } else {
-        match path.as_str() {
-            "/" | "/index.html" => (200, "text/html; charset=utf-8", STATUS_PAGE.to_string()),
-            "/stats" => (
-                200,
-                "application/json",
-                sonic_rs::to_string(&metrics.snapshot()).unwrap_or_else(|_| "{}".into()),
+            "only GET and HEAD\n",
+        );
+        return;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let (status, content_type, body): (u16, &str, String) = match path {
+        "/" | "/index.html" => (200, "text/html; charset=utf-8", STATUS_PAGE.to_string()),
+        "/stats" => (
+            200,
+            "application/json",
+            sonic_rs::to_string(&metrics.snapshot()).unwrap_or_else(|_| "{}".into()),
+        ),
+        "/history" => (200, "application/json", metrics.history_json()),
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.prometheus(),
+        ),
+        "/healthz" => match metrics.health() {
+            Ok(()) => (200, "text/plain; charset=utf-8", "ok\n".into()),
+            Err(why) => (
+                503,
+                "text/plain; charset=utf-8",
+                format!("unhealthy: {why}\n"),
             ),
-            "/history" => (200, "application/json", metrics.history_json()),
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics.prometheus(),
-            ),
-            "/healthz" => match metrics.health() {
-                Ok(()) => (200, "text/plain; charset=utf-8", "ok\n".into()),
-                Err(why) => (
-                    503,
-                    "text/plain; charset=utf-8",
-                    format!("unhealthy: {why}\n"),
-                ),
-            },
-            _ => (404, "text/plain; charset=utf-8", "not found\n".into()),
-        }
+        },
+        _ => (404, "text/plain; charset=utf-8", "not found\n".into()),
     };
-    let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-    for h in [
-        header("Content-Type", content_type),
-        header("Cache-Control", "no-store"),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        resp.add_header(h);
+    write_response(conn, head_only, status, content_type, &body);
+}
+
+/// Writes a complete response and closes the connection (the client may have gone away:
+/// nothing to do about that).
+fn write_response(
+    conn: &mut TcpStream,
+    head_only: bool,
+    status: u16,
+    content_type: &str,
+    body: &str,
+) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let allow = if status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\n{allow}Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(head.as_bytes());
+    if !head_only {
+        let _ = conn.write_all(body.as_bytes());
     }
-    if status == 405 {
-        if let Some(h) = header("Allow", "GET, HEAD") {
-            resp.add_header(h);
+    let _ = conn.flush();
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+}
+
+/// Lets the client read the answer before the socket closes: closing with unread request
+/// bytes would reset the connection and could discard the answer. At most 200 ms and 64 KB
+/// (a client still sending after that is not waiting for an answer).
+fn linger(conn: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+    let until = Instant::now() + Duration::from_millis(200);
+    let mut left = 64usize << 10;
+    while Instant::now() < until && left > 0 {
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
-    // The client may have gone away; nothing to do about it.
-    let _ = req.respond(resp);
 }
 
 #[cfg(test)]

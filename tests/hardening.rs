@@ -469,3 +469,87 @@ fn after_a_write_failure_the_printed_advice_resumes() {
     assert!(got == expected, "{:?}", got.keys().collect::<Vec<_>>());
     assert_complete_chunks(&out, 20);
 }
+
+// ---------------------------------------------------------------------------------------------
+// the status server
+
+fn stats_server() -> ethetl::http::StatsServer {
+    let m = ethetl::metrics::Metrics::new("export", &[]);
+    ethetl::http::StatsServer::start("127.0.0.1:0".parse().unwrap(), m).unwrap()
+}
+
+/// The status line of whatever `conn` answers (empty if it closed without one).
+fn status_line(conn: &mut std::net::TcpStream) -> String {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        if text.windows(2).any(|w| w == b"\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_huge_request_header_is_refused_without_reading_it() {
+    use std::io::Write;
+    let srv = stats_server();
+    let mut conn = std::net::TcpStream::connect(srv.addr()).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    // 400 MB of one header, written until the server stops taking it.
+    let sent = std::thread::spawn(move || {
+        let _ = writer.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nX-Big: ");
+        let chunk = vec![b'a'; 1 << 20];
+        let mut sent = 0usize;
+        while sent < 400 << 20 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    let status = status_line(&mut conn);
+    assert!(status.starts_with("HTTP/1.1 431"), "{status:?}");
+    drop(conn);
+    let sent = sent.join().unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the server took {} MB of header",
+        sent >> 20
+    );
+    // Still serving.
+    assert_eq!(common::http_get(&format!("{}stats", srv.url())).0, 200);
+}
+
+#[test]
+fn idle_connections_are_capped_and_timed_out() {
+    let srv = stats_server();
+    // Clients that connect and send nothing.
+    let idle: Vec<_> = (0..16)
+        .map(|_| std::net::TcpStream::connect(srv.addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(srv.addr()).unwrap();
+    let status = status_line(&mut extra);
+    assert!(status.starts_with("HTTP/1.1 503"), "{status:?}");
+    // The idle ones are closed once they took too long; then the server answers again.
+    let t = Instant::now();
+    for mut c in idle {
+        let _ = c.set_read_timeout(Some(Duration::from_secs(15)));
+        let mut b = [0u8; 16];
+        assert!(matches!(c.read(&mut b), Ok(0) | Err(_)));
+    }
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(common::http_get(&format!("{}healthz", srv.url())).0, 200);
+}
