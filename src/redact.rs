@@ -174,9 +174,98 @@ impl Redactor {
     }
 }
 
-/// Whether a path segment is harmless to show: empty, a version tag (`v2`, `v3`), a short
-/// number (a chain id), or a short lowercase word (`mainnet`, `arbitrum-sepolia`, `rpc`).
-/// Anything else (mixed case, digits mixed with letters, long strings) may be a key.
+/// Words that providers put in RPC paths and that are never credentials: networks, chains and
+/// the usual route names. A path segment is shown only if it is empty, a version tag (`v2`), a
+/// short number (a chain id), or made of these words joined by `-`, `_` or `.`
+/// (`arbitrum-sepolia`); anything else is treated as a key, even an all-lowercase word.
+pub const PUBLIC_PATH_WORDS: &[&str] = &[
+    "api",
+    "rpc",
+    "jsonrpc",
+    "json-rpc",
+    "http",
+    "https",
+    "ws",
+    "wss",
+    "ext",
+    "bc",
+    "evm",
+    "public",
+    "node",
+    "nodes",
+    "archive",
+    "full",
+    "trace",
+    "debug",
+    "eth",
+    "ethereum",
+    "mainnet",
+    "testnet",
+    "devnet",
+    "sepolia",
+    "holesky",
+    "hoodi",
+    "goerli",
+    "ropsten",
+    "rinkeby",
+    "kovan",
+    "one",
+    "nova",
+    "arbitrum",
+    "arb",
+    "optimism",
+    "op",
+    "base",
+    "polygon",
+    "matic",
+    "amoy",
+    "mumbai",
+    "zkevm",
+    "bsc",
+    "bnb",
+    "avalanche",
+    "avax",
+    "c",
+    "gnosis",
+    "xdai",
+    "chiado",
+    "linea",
+    "scroll",
+    "zksync",
+    "era",
+    "blast",
+    "mantle",
+    "celo",
+    "fantom",
+    "ftm",
+    "opbnb",
+    "zora",
+    "mode",
+    "metis",
+    "moonbeam",
+    "moonriver",
+    "cronos",
+    "kava",
+    "aurora",
+    "harmony",
+    "klaytn",
+    "kaia",
+    "starknet",
+    "taiko",
+    "unichain",
+    "worldchain",
+    "ink",
+    "soneium",
+    "berachain",
+    "sonic",
+    "abstract",
+    "local",
+    "localhost",
+    "dev",
+    "test",
+];
+
+/// Whether a path segment is harmless to show (see [`PUBLIC_PATH_WORDS`]).
 fn is_plain_segment(seg: &str) -> bool {
     let b = seg.as_bytes();
     if b.is_empty() {
@@ -188,10 +277,20 @@ fn is_plain_segment(seg: &str) -> bool {
     if b.len() <= 6 && b.iter().all(u8::is_ascii_digit) {
         return true;
     }
-    b.len() <= 20
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || matches!(c, b'-' | b'_' | b'.'))
+    seg.split(['-', '_', '.']).all(|w| {
+        PUBLIC_PATH_WORDS.contains(&w)
+            || (!w.is_empty() && w.len() <= 6 && w.bytes().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// Whether the value of a setting is harmless to repeat in an error: short, and only
+/// lowercase letters, digits and `.-_` (`x`, `1.5`, `callz`). Anything else may be a key
+/// pasted into the wrong place and is shown as `***`.
+pub fn is_plain_value(value: &str) -> bool {
+    value.len() <= 12
+        && value.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_')
+        })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -251,6 +350,22 @@ mod tests {
         ] {
             assert_eq!(redact_url(u), u);
         }
+    }
+
+    #[test]
+    fn path_words_are_secret_unless_known_public() {
+        for (url, shown) in [
+            ("http://h/v1/secretkeylower", "http://h/v1/***"),
+            ("http://h/rpc/abcdef", "http://h/rpc/***"),
+            ("http://h/base-sepolia/v2/k", "http://h/base-sepolia/v2/***"),
+            ("http://h/eth/mainnet/42161", "http://h/eth/mainnet/42161"),
+            ("http://h/arbitrum_one.rpc", "http://h/arbitrum_one.rpc"),
+            ("http://h/mainnetx", "http://h/***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        assert!(is_plain_value("1.5") && is_plain_value("callz"));
+        assert!(!is_plain_value("SECRETKEY9") && !is_plain_value("a3f9c2e1d4b5a6f7"));
     }
 
     #[test]

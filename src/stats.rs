@@ -195,7 +195,7 @@ impl Progress {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.println(format!("warning: {msg}")),
+            Some(bar) => bar.println(crate::term::escape_controls(&format!("warning: {msg}"))),
             None => crate::say!("warning: {msg}"),
         }
     }
@@ -206,7 +206,7 @@ impl Progress {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.println(msg),
+            Some(bar) => bar.println(crate::term::escape_controls(msg)),
             None => crate::say!("{msg}"),
         }
     }

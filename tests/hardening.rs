@@ -553,3 +553,116 @@ fn idle_connections_are_capped_and_timed_out() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(common::http_get(&format!("{}healthz", srv.url())).0, 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// what gets printed
+
+#[test]
+fn a_node_cannot_write_terminal_control_sequences() {
+    // Retitle the terminal, ring the bell, return to the line start and print a fake result.
+    const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2K\rexport complete: 0 errors\u{9b}31m";
+    let message = sonic_rs::to_string(EVIL).unwrap();
+    let node = Hostile::start(move |r| {
+        let calls = common::hostile::calls(&r.body);
+        let items: Vec<String> = calls
+            .iter()
+            .map(|(id, _)| {
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":{message}}}}}"#
+                )
+            })
+            .collect();
+        Reply::ok(format!("[{}]", items.join(",")))
+    });
+    let url = node.url();
+    let (out, _) = run_measured(
+        &[
+            "export",
+            "--rpc",
+            &url,
+            "--blocks",
+            "5:+2",
+            "--output",
+            "null",
+            "--max-retries",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for (i, c) in text.char_indices() {
+        assert!(
+            !c.is_control() || c == '\n' || c == '\t',
+            "raw control character {:?} at {i} in: {text:?}",
+            c
+        );
+    }
+    assert!(text.contains("\\u{1b}]0;pwned\\u{7}"), "{text}");
+    assert!(text.contains("\\u{9b}31m"), "{text}");
+}
+
+#[test]
+fn secrets_in_endpoint_settings_are_never_echoed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("endpoints");
+    std::fs::write(
+        &file,
+        "# keys stay in this file\nhttp://127.0.0.1:1/ apikey=SECRET_A1b2C3d4\nhttp://127.0.0.1:1/ weight=SECRET_B9x8\n",
+    )
+    .unwrap();
+    let file_arg = format!("@{}", file.display());
+    for rpc in [
+        // A space where the URL goes on: the rest is a stray word.
+        "http://127.0.0.1:1 /v1/SECRET_C7q",
+        file_arg.as_str(),
+        // An all-lowercase key in the path.
+        "http://127.0.0.1:1/v1/secretkeylowercase",
+        "http://127.0.0.1:99999/v1/SECRET_D4",
+        "http://user:SECRET_E5@127.0.0.1:1/ rps=SECRET_F6",
+    ] {
+        let out = common::run_ethetl(
+            &[
+                "export",
+                "--rpc",
+                rpc,
+                "--blocks",
+                "1:+1",
+                "--output",
+                "null",
+                "--max-retries",
+                "0",
+            ],
+            Duration::from_secs(30),
+        );
+        let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(2), "{rpc}: {text}");
+        for secret in ["SECRET", "secretkeylowercase"] {
+            assert!(!text.contains(secret), "{rpc}: {text}");
+        }
+        assert!(text.contains("***"), "{rpc}: {text}");
+    }
+    // Refused before any request: a port that cannot exist.
+    let out = common::run_ethetl(
+        &[
+            "export",
+            "--rpc",
+            "http://127.0.0.1:99999/",
+            "--blocks",
+            "1:+1",
+            "--output",
+            "null",
+        ],
+        Duration::from_secs(30),
+    );
+    failed_cleanly(&out, "port 99999 is out of range");
+    // `ethetl config` shows the settings, the keys masked.
+    let out = common::run_ethetl(
+        &[
+            "config", "export", "--rpc", &file_arg, "--blocks", "1:+1", "--output", "null",
+        ],
+        Duration::from_secs(30),
+    );
+    let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+    assert!(!text.contains("SECRET_"), "{text}");
+}

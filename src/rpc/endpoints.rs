@@ -97,6 +97,14 @@ impl Endpoint {
         if uri.host().is_none_or(str::is_empty) {
             return Err(bad("missing host".into()));
         }
+        if let Some(port) = uri.authority().and_then(|a| port_text(a.as_str())) {
+            if !matches!(port.parse::<u16>(), Ok(1..)) {
+                return Err(bad(format!(
+                    "port {} is out of range (1 to 65535)",
+                    redactor.sanitize(port)
+                )));
+            }
+        }
         Ok(Endpoint {
             redactor,
             options: EndpointOptions::default(),
@@ -118,6 +126,16 @@ impl Endpoint {
     }
 }
 
+/// The port of an authority (`user@host:port`, `[::1]:port`) as written, if it has one.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.1,
+        None => host_port.find(':').map_or("", |i| &host_port[i..]),
+    };
+    after_host.strip_prefix(':').filter(|p| !p.is_empty())
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.redactor.redacted())
@@ -131,6 +149,9 @@ fn shown_option(ep: &Endpoint, option: &str) -> String {
     const SECRET: [&str; 7] = ["key", "token", "secret", "pass", "auth", "cred", "sig"];
     match option.split_once('=') {
         Some((k, _)) if SECRET.iter().any(|w| k.to_ascii_lowercase().contains(w)) => {
+            format!("{}={}", ep.sanitize(k), crate::redact::MASK)
+        }
+        Some((k, v)) if !crate::redact::is_plain_value(v) => {
             format!("{}={}", ep.sanitize(k), crate::redact::MASK)
         }
         Some(_) => ep.sanitize(option),
