@@ -16,7 +16,6 @@ use ethetl::metrics::{MeteredSink, Metrics};
 use ethetl::pipeline::run::{error_chain, open_sink, run_export_hooked, JobLock, Resume, RunHooks};
 use ethetl::say;
 use ethetl::settings::{self, CommandName, Merged};
-use ethetl::sink::stdout::is_broken_pipe;
 use ethetl::stream::{StreamConfig, Streamer};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -189,6 +188,10 @@ fn export(args: &ExportArgs) -> ExitCode {
         }
     }
 
+    if let Err(code) = check_head(&config, &resume) {
+        return code;
+    }
+
     let stop = match stop_flag() {
         Ok(s) => s,
         Err(e) => {
@@ -226,8 +229,6 @@ fn export(args: &ExportArgs) -> ExitCode {
     drop(server);
     let report = match result {
         Ok(r) => r,
-        // The reader of stdout went away (`| head`): not an error of ours.
-        Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => {
             let hint = config.checkpoint.as_deref().map(resume_hint);
             say!("error: {}{}", error_chain(&e), hint.unwrap_or_default());
@@ -259,6 +260,42 @@ fn export(args: &ExportArgs) -> ExitCode {
         return ExitCode::from(USAGE);
     }
     ExitCode::SUCCESS
+}
+
+/// Asks the node for its head once (one `eth_blockNumber`) before any work: a range that
+/// starts beyond it is refused with the head named (no amount of retrying makes those blocks
+/// exist; `ethetl stream` waits for them), one that ends beyond it gets a warning. A node that
+/// does not answer is left to the run's own retries and errors.
+fn check_head(config: &ExportConfig, resume: &Resume) -> Result<(), ExitCode> {
+    let client = ethetl::stream::head::HeadClient::new(
+        config.endpoints.clone(),
+        config.timeout.min(std::time::Duration::from_secs(10)),
+        1,
+        Arc::new(ethetl::stats::RequestCounters::default()),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let Ok(head) = client.block_number() else {
+        return Ok(());
+    };
+    let range = resume.range;
+    if range.start > head {
+        say!(
+            "error: block {} is beyond the chain: the node's head is block {head} (export up to \
+             the head, or follow the chain with `ethetl stream --start-block {}`)",
+            range.start,
+            range.start
+        );
+        return Err(ExitCode::from(USAGE));
+    }
+    if range.end > head && !config.quiet {
+        say!(
+            "warning: blocks {}..={} are beyond the node's head (block {head}); they are asked \
+             for until they exist or --max-retries runs out",
+            head + 1,
+            range.end
+        );
+    }
+    Ok(())
 }
 
 /// What a failed run tells about its checkpoint, read back from the file (so that it is true
@@ -323,8 +360,6 @@ fn stream(args: &StreamArgs) -> ExitCode {
     drop(server);
     let report = match result {
         Ok(r) => r,
-        // The reader of stdout went away (`| head`): not an error of ours.
-        Err(e) if is_broken_pipe(&e) => return ExitCode::SUCCESS,
         Err(e) => {
             let hint = checkpoint.as_deref().map(resume_hint);
             say!("error: {}{}", error_chain(&e), hint.unwrap_or_default());

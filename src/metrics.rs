@@ -22,6 +22,9 @@ const NONE: u64 = u64::MAX;
 
 /// Samples kept for the status page's charts (one per [`SAMPLE_EVERY`]: ten minutes).
 pub const HISTORY_LEN: usize = 600;
+/// Pipeline requests failing in a row after which `/healthz` says unhealthy.
+pub const FAILING_IN_A_ROW: u64 = 5;
+
 /// How often the stats server samples the counters for the charts.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// The window of the "recent" rates in `/stats`.
@@ -215,10 +218,25 @@ impl Metrics {
         self.finished.store(true, Ordering::Relaxed);
     }
 
-    /// `Ok` while healthy, otherwise why not.
+    /// `Ok` while healthy, otherwise why not: no sign of life for too long, or the last
+    /// [`FAILING_IN_A_ROW`] pipeline requests all failed (a node that answers every call with
+    /// an error is alive, but the run goes nowhere).
     pub fn health(&self) -> Result<(), String> {
         if self.finished.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        let failing = self.counters.failing.load(Ordering::Relaxed);
+        if failing >= FAILING_IN_A_ROW {
+            let last = self
+                .counters
+                .last_failure
+                .lock()
+                .ok()
+                .and_then(|m| m.as_ref().map(|m| format!(" (last: {m})")))
+                .unwrap_or_default();
+            return Err(format!(
+                "the last {failing} requests to the node failed{last}"
+            ));
         }
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let quiet_for = now.saturating_sub(self.last_ok_ms.load(Ordering::Relaxed));
@@ -460,7 +478,8 @@ impl Metrics {
         p.family(
             "ethetl_rpc_errors_total",
             "counter",
-            "JSON-RPC HTTP requests that failed (transport error or HTTP error status).",
+            "JSON-RPC HTTP requests that failed (transport error, HTTP error status, a JSON-RPC \
+             error or an unusable answer in a batch).",
         );
         p.family(
             "ethetl_rpc_response_bytes_total",

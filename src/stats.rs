@@ -23,6 +23,10 @@ pub struct RequestCounters {
     /// Per endpoint (same order as the configured endpoints); empty unless built with
     /// [`RequestCounters::for_endpoints`], and then [`RequestCounters::observe`] is a no-op.
     pub endpoints: Vec<EndpointStats>,
+    /// Pipeline requests that failed in a row, over every endpoint (0 after a clean one).
+    pub failing: AtomicU64,
+    /// The last failure's message (redacted), for `/healthz`.
+    pub last_failure: Mutex<Option<String>>,
 }
 
 /// Upper bounds (seconds) of the request latency histogram buckets; a last `+Inf` bucket
@@ -97,6 +101,24 @@ impl RequestCounters {
 
     pub fn add_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one pipeline request ([`RequestCounters::observe`]) and whether requests are
+    /// failing in a row.
+    pub fn exchanged(&self, endpoint: usize, latency: Duration, clean: Option<u64>) {
+        self.observe(endpoint, CallKind::Batch, latency, clean);
+        if clean.is_some() {
+            self.failing.store(0, Ordering::Relaxed);
+        } else {
+            self.failing.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers the last failure's message.
+    pub fn failed(&self, message: String) {
+        if let Ok(mut m) = self.last_failure.lock() {
+            *m = Some(message);
+        }
     }
 
     /// Records one request to endpoint `endpoint`: how long it took and the response size

@@ -350,7 +350,8 @@ fn retries_then_gives_up_with_backoff() {
         &out,
         &["after 3 attempt", "HTTP 503", "overloaded", "blocks 7..=7"],
     );
-    assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    // One eth_blockNumber up front (the head check), then the 3 attempts.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1 + 3);
     assert_no_secret(&out);
 }
 
@@ -369,7 +370,8 @@ fn http_error_is_not_retried_when_it_cannot_help() {
         "5",
     ]);
     one_error_line(&out, &["HTTP 401", "invalid api key"]);
-    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    // The head check up front, then one attempt.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1 + 1);
     assert_no_secret(&out);
 }
 

@@ -389,7 +389,7 @@ fn stdout_streams_items_in_block_order() {
     from_stdout.sort();
     assert!(from_files == from_stdout);
 
-    // A reader that goes away early is not an error.
+    // A reader that goes away early leaves the range incomplete: an error that says where.
     let mut child = ethetl_command(&export_args(&node, &["--output", "-"]))
         .spawn()
         .expect("spawn ethetl");
@@ -399,8 +399,13 @@ fn stdout_streams_items_in_block_order() {
     drop(stdout);
     let out = Process::watch(child, "ethetl (closed pipe)").finish(LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("stdout was closed by its reader"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -443,8 +448,9 @@ fn receipts_are_fetched_only_when_needed() {
         ],
     ))));
     let s = node.stats();
-    // One eth_getBlockByNumber per block and nothing else.
-    assert_eq!((s.requests, s.calls), (BLOCKS / 8, BLOCKS));
+    // One eth_getBlockByNumber per block and nothing else (after the one eth_blockNumber of
+    // the head check).
+    assert_eq!((s.requests, s.calls), (BLOCKS / 8 + 1, BLOCKS + 1));
     assert_success(&ethetl(&str_args(&export_args(
         &node,
         &[
@@ -457,7 +463,7 @@ fn receipts_are_fetched_only_when_needed() {
         ],
     ))));
     let s2 = node.stats();
-    assert_eq!(s2.calls - s.calls, 2 * BLOCKS);
+    assert_eq!(s2.calls - s.calls, 2 * BLOCKS + 1);
 }
 
 #[test]
@@ -494,8 +500,8 @@ fn resumes_after_the_checkpoint() {
         stderr.contains(&format!("resuming after block {}", START + 15)),
         "{stderr}"
     );
-    // Only the blocks after the checkpoint were asked for.
-    assert_eq!(node.stats().calls - before, 2 * (BLOCKS - 16));
+    // Only the blocks after the checkpoint were asked for (and the head, once).
+    assert_eq!(node.stats().calls - before, 2 * (BLOCKS - 16) + 1);
     let (full, part) = (tree(&full), tree(&part));
     assert_eq!(part.len(), 8);
     for (name, bytes) in &part {
@@ -846,7 +852,12 @@ fn fixture_csv_exports_match_ethereum_etl() {
         dir.path().to_str().unwrap(),
         "-q",
     ]));
-    assert_eq!(node.stats().calls - before, 7, "receipts were asked for");
+    // 7 blocks, and the head check.
+    assert_eq!(
+        node.stats().calls - before,
+        7 + 1,
+        "receipts were asked for"
+    );
     let t = tree(dir.path());
     for entity in ["blocks", "transactions"] {
         let name = format!("{entity}/0015478281-0015478287.csv");

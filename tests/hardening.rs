@@ -666,3 +666,189 @@ fn secrets_in_endpoint_settings_are_never_echoed() {
     let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
     assert!(!text.contains("SECRET_"), "{text}");
 }
+
+/// Every call answered with a JSON-RPC error object (HTTP 200).
+fn erroring_node() -> Hostile {
+    Hostile::start(|r| {
+        let items: Vec<String> = common::hostile::calls(&r.body)
+            .iter()
+            .map(|(id, _)| {
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":"header not found"}}}}"#)
+            })
+            .collect();
+        Reply::ok(format!("[{}]", items.join(",")))
+    })
+}
+
+#[test]
+fn healthz_fails_and_errors_are_counted_when_every_call_fails() {
+    let node = erroring_node();
+    let url = node.url();
+    let mut run = Process::start(
+        ethetl_command(&[
+            "export",
+            "--rpc",
+            &url,
+            "--blocks",
+            "100:+40",
+            "--output",
+            "null",
+            "--batch-size",
+            "1",
+            "--io-threads",
+            "4",
+            "--max-retries",
+            "100",
+            "--http",
+            "0",
+        ]),
+        "ethetl",
+    );
+    let stats = run.stats_url();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let why = loop {
+        let (status, body) = common::http_get(&format!("{stats}healthz"));
+        if status == 503 {
+            break body;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(Instant::now() < deadline, "/healthz stayed ok: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        why.contains("failed") && why.contains("header not found"),
+        "{why}"
+    );
+    let metrics = common::http_get_ok(&format!("{stats}metrics"));
+    let errors: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ethetl_rpc_errors_total{") && l.contains("call=\"batch\""))
+        .filter_map(|l| l.rsplit(" ").next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 5.0, "{metrics}");
+    run.kill();
+}
+
+// ---------------------------------------------------------------------------------------------
+// the chain head
+
+fn head_of(url: &str) -> u64 {
+    let mut r = ureq::post(url)
+        .header("Content-Type", "application/json")
+        .send(r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#)
+        .unwrap();
+    let v: sonic_rs::Value = sonic_rs::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap();
+    use sonic_rs::JsonValueTrait;
+    let hex = v
+        .get("result")
+        .and_then(|h| h.as_str())
+        .unwrap()
+        .to_string();
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn a_lag_beyond_the_head_waits_for_the_chain_to_grow() {
+    // A young chain: block 0 at start, one more every 400 ms.
+    let node = common::DevnodeProcess::start(&[
+        "--generate",
+        "40",
+        "--start-block",
+        "0",
+        "--txs-per-block",
+        "2",
+        "--block-time",
+        "400",
+        "--initial-blocks",
+        "1",
+    ]);
+    let url = node.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::run_ethetl(
+        &[
+            "stream",
+            "--rpc",
+            &url,
+            "--lag",
+            "4",
+            "--poll-interval",
+            "0.1",
+            "--stop-at-block",
+            "0",
+            "--output",
+            tmp.path().join("out").to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let text = common::assert_success(&out);
+    assert!(
+        text.contains("less than --lag 4: waiting for block 4"),
+        "{text}"
+    );
+    // Block 0 was exported only once it was 4 blocks behind the head.
+    assert!(
+        head_of(&url) >= 4,
+        "head {} after the stream ended: {text}",
+        head_of(&url)
+    );
+    let rows = common::jsonl_rows(&tmp.path().join("out"), "blocks");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
+#[test]
+fn a_start_beyond_the_head_is_refused_up_front_naming_the_head() {
+    let node = killable_node();
+    let url = node.url();
+    let head = K_START + K_BLOCKS - 1;
+    let t = Instant::now();
+    let out = common::run_ethetl(
+        &[
+            "export",
+            "--rpc",
+            &url,
+            "--blocks",
+            &format!("{}:+5", head + 10),
+            "--output",
+            "null",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = failed_cleanly(&out, &format!("the node's head is block {head}"));
+    assert!(err.contains(&format!("{}", head + 10)), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{:?}: not refused up front",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_the_error_names_its_target() {
+    let target = Hostile::start(|r| Reply::ok(batch_answer(&r.body, |_, _| "null".into())));
+    let location = format!("http://localhost:{}/steal?apikey=SECRET_LOC", target.port());
+    let node = Hostile::start(move |_| Reply {
+        status: 307,
+        headers: vec![("Location".into(), location.clone())],
+        body: b"moved".to_vec(),
+    });
+    let url = node.url();
+    let t = Instant::now();
+    let out = common::run_ethetl(
+        &[
+            "export", "--rpc", &url, "--blocks", "7:+2", "--output", "null",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = failed_cleanly(&out, "HTTP 307");
+    assert!(
+        err.contains("a redirect to localhost, not followed"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET") && !err.contains("steal"), "{err}");
+    assert_eq!(target.requests(), 0, "the redirect was followed");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "retried: {:?}",
+        t.elapsed()
+    );
+}

@@ -13,10 +13,9 @@ use crate::pipeline::plan::TICK;
 use crate::rpc::client::{RpcClient, RpcError};
 use crate::rpc::endpoints::{Pool, PoolConfig};
 use crate::rpc::job::{FetchError, FetchPolicy, JobFetcher, Observer, RetryNote};
-use crate::stats::{CallKind, Progress, RequestCounters};
+use crate::stats::{Progress, RequestCounters};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// What every I/O thread shares. Owned (not borrowed) so that after a failure the run can
 /// return without waiting for a request that is still in flight: such a thread finishes its
@@ -126,6 +125,7 @@ impl Observer for Events<'_> {
 
     fn retrying(&self, error: &RpcError, note: &RetryNote) {
         self.sh.counters.add_retry();
+        self.sh.counters.failed(error_chain(error));
         let what = match note.rate_limited {
             Some(n) => format!(
                 "rate limited ({n} of at most {} times; not counted as a failed attempt); \
@@ -158,6 +158,10 @@ impl Observer for Events<'_> {
     fn answered(&self, bytes: u64) {
         self.sh.counters.add_request(bytes);
     }
+
+    fn exchanged(&self, endpoint: usize, latency: std::time::Duration, clean: Option<u64>) {
+        self.sh.counters.exchanged(endpoint, latency, clean);
+    }
 }
 
 /// One I/O thread. Ends when the job channel closes (the planner is done or stopped), when
@@ -186,16 +190,8 @@ pub(crate) fn io_thread(sh: &FetchShared, jobs: Receiver<RangeJob>, raw: Sender<
                 }
             }
         }
-        let sent = Instant::now();
         match sh.fetcher.fetch(&job, sh.with_receipts, &events) {
             Ok(fetched) => {
-                // Latency of the whole job (retries and receipt fallbacks included).
-                sh.counters.observe(
-                    fetched.endpoint,
-                    CallKind::Batch,
-                    sent.elapsed(),
-                    Some(fetched.body.len() as u64),
-                );
                 sh.served_by.record(job.seq, fetched.endpoint);
                 let mut batch = RawBatch {
                     job,

@@ -73,6 +73,9 @@ impl RpcClient {
             // Ask for the body as is: gzip decoding costs several times the JSON parse.
             .accept_encoding("identity")
             .user_agent(concat!("ethetl/", env!("CARGO_PKG_VERSION")))
+            // A redirect would turn the POST into a GET to wherever the node points: refused,
+            // with the status and the target host in the error.
+            .max_redirects(0)
             .max_idle_connections_per_host(per_host)
             .max_idle_connections(per_host * endpoints.len().max(1))
             .timeout_global(Some(timeout))
@@ -139,6 +142,11 @@ impl RpcClient {
             .header("Content-Type", "application/json")
             .send(body)?;
         let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(location_host);
         let retry_after = resp
             .headers()
             .get("retry-after")
@@ -173,6 +181,7 @@ impl RpcClient {
         Ok(Reply {
             status,
             retry_after,
+            location,
             body,
         })
     }
@@ -190,6 +199,8 @@ pub struct Reply {
     /// The node's `Retry-After` (seconds or an HTTP date), capped at
     /// [`MAX_RETRY_AFTER_SECS`].
     pub retry_after: Option<Duration>,
+    /// The host a redirect (`Location`) points to; `the same host` for a relative one.
+    pub location: Option<String>,
     /// The body, or why it could not be read completely.
     pub body: Result<Vec<u8>, ureq::Error>,
 }
@@ -198,9 +209,13 @@ impl Reply {
     /// The body of a 2xx answer; other statuses and unreadable bodies become errors.
     pub fn into_body(self, ep: &Endpoint, at: Where) -> Result<Vec<u8>, RpcError> {
         if !(200..300).contains(&self.status) {
-            let snippet = match &self.body {
-                Ok(b) => snippet(b, ep),
-                Err(_) => String::new(),
+            let snippet = match (&self.location, &self.body) {
+                (Some(host), _) if (300..400).contains(&self.status) => format!(
+                    ": a redirect to {}, not followed for a JSON-RPC POST (put the final URL in --rpc)",
+                    ep.sanitize(host)
+                ),
+                (_, Ok(b)) => snippet(b, ep),
+                (_, Err(_)) => String::new(),
             };
             return Err(RpcError::Status {
                 at,
@@ -210,6 +225,18 @@ impl Reply {
             });
         }
         self.body.map_err(|e| RpcError::transport(&e, ep, at))
+    }
+}
+
+/// The host of a `Location` value, for messages (never its path or query: they may hold a
+/// key).
+fn location_host(location: &str) -> String {
+    match location.parse::<ureq::http::Uri>() {
+        Ok(u) => match u.host() {
+            Some(h) => crate::term::escape_controls(h),
+            None => "the same host".to_string(),
+        },
+        Err(_) => "an unreadable location".to_string(),
     }
 }
 

@@ -72,6 +72,12 @@ pub trait Observer {
     fn notice(&self, message: &str);
     /// An HTTP 2xx answer of `bytes` bytes was read.
     fn answered(&self, bytes: u64);
+    /// One request to endpoint `endpoint` ended after `latency`: `Some(bytes)` when every call
+    /// of it was answered cleanly, `None` when anything failed (transport, HTTP status, a
+    /// JSON-RPC error, an unusable answer).
+    fn exchanged(&self, endpoint: usize, latency: Duration, clean: Option<u64>) {
+        let _ = (endpoint, latency, clean);
+    }
 }
 
 /// Details of a retry, for the message.
@@ -595,6 +601,27 @@ impl JobFetcher {
         request: &mut Vec<u8>,
         obs: &dyn Observer,
     ) -> Exchange {
+        let t0 = Instant::now();
+        let mut bytes = 0;
+        let outcome = self.exchange_once(lease, st, calls, full, request, obs, &mut bytes);
+        let clean = matches!(outcome, Exchange::Done);
+        obs.exchanged(lease.endpoint(), t0.elapsed(), clean.then_some(bytes));
+        outcome
+    }
+
+    /// [`JobFetcher::exchange`] without the report; `bytes` is set to the length of a 2xx
+    /// body once it is read.
+    #[allow(clippy::too_many_arguments)]
+    fn exchange_once(
+        &self,
+        lease: &Lease<'_>,
+        st: &mut State<'_>,
+        calls: &[Call],
+        full: bool,
+        request: &mut Vec<u8>,
+        obs: &dyn Observer,
+        bytes: &mut u64,
+    ) -> Exchange {
         let ep = lease.endpoint();
         let job = st.job;
         let n = st.n;
@@ -645,6 +672,7 @@ impl JobFetcher {
             }
         };
         obs.answered(body.len() as u64);
+        *bytes = body.len() as u64;
 
         // Which position of `calls` an id stands for.
         let mut slot = vec![usize::MAX; 2 * n];

@@ -1,8 +1,9 @@
 //! Stdout sink: rows in block order, interleaved per block as ethereum-etl's stream emits them
 //! (the block, its transactions, logs, token transfers, then receipts), JSONL stream items or
 //! CSV of a single entity (header before the first row). Each batch is flushed before its `seq`
-//! is reported durable. A closed pipe (`| head`) is a [`StdoutError::Write`] whose source has
-//! kind `BrokenPipe`, never a panic: see [`is_broken_pipe`].
+//! is reported durable. A closed pipe (`| head`) is a [`StdoutError::Closed`] that says after
+//! which block it happened (the run fails: the range is incomplete), never a panic; see
+//! [`is_broken_pipe`].
 
 use crate::decode::csv_header;
 use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
@@ -59,6 +60,17 @@ pub enum StdoutError {
         #[source]
         source: std::io::Error,
     },
+    /// The reader went away (`| head`) before the range was written.
+    #[error("stdout was closed by its reader {}", match .after {
+        Some(b) => format!("after block {b} (the blocks after it were not written)"),
+        None => "before the first block was written".to_string(),
+    })]
+    Closed {
+        /// The last block whose rows were all written.
+        after: Option<u64>,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StdoutError> for SinkError {
@@ -74,6 +86,8 @@ pub struct StdoutSink<W: Write + Send = std::io::Stdout> {
     format: RowFormat,
     header_written: bool,
     durable: Vec<u64>,
+    /// The last block of the last batch written and flushed.
+    written_to: Option<u64>,
 }
 
 impl StdoutSink<std::io::Stdout> {
@@ -91,6 +105,7 @@ impl<W: Write + Send> StdoutSink<W> {
             format,
             header_written: false,
             durable: Vec::new(),
+            written_to: None,
         }
     }
 
@@ -145,15 +160,25 @@ pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+impl<W: Write + Send> StdoutSink<W> {
+    fn error(&self, op: &'static str, source: std::io::Error) -> SinkError {
+        SinkError::from(if source.kind() == std::io::ErrorKind::BrokenPipe {
+            StdoutError::Closed {
+                after: self.written_to,
+                source,
+            }
+        } else {
+            StdoutError::Write { op, source }
+        })
+    }
+}
+
 impl<W: Write + Send> Sink for StdoutSink<W> {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
-        self.write_batch(&batch).map_err(|source| {
-            SinkError::from(StdoutError::Write {
-                op: "write to",
-                source,
-            })
-        })?;
+        self.write_batch(&batch)
+            .map_err(|source| self.error("write to", source))?;
         self.durable.push(batch.seq);
+        self.written_to = Some(batch.end);
         Ok(())
     }
 
@@ -167,12 +192,9 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
     }
 
     fn finish(&mut self, durable: &mut Vec<u64>) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| {
-            SinkError::from(StdoutError::Write {
-                op: "flush",
-                source,
-            })
-        })?;
+        self.out
+            .flush()
+            .map_err(|source| self.error("flush", source))?;
         durable.append(&mut self.durable);
         Ok(())
     }

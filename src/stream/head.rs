@@ -83,6 +83,7 @@ impl HeadClient {
         stop: Arc<AtomicBool>,
     ) -> HeadClient {
         let agent: Agent = Agent::config_builder()
+            .max_redirects(0)
             .http_status_as_error(false)
             .accept_encoding("identity")
             .user_agent(concat!("ethetl/", env!("CARGO_PKG_VERSION")))

@@ -476,6 +476,7 @@ impl Streamer {
             last_status: Instant::now(),
             status_blocks: 0,
             caught_up: false,
+            told_lag: false,
             round_cap: config.round_blocks.max(1),
         };
         let outcome = run.main(durable);
@@ -573,6 +574,8 @@ struct Run<'a> {
     last_status: Instant,
     status_blocks: u64,
     caught_up: bool,
+    /// Whether the wait for the head to pass `--lag` was announced.
+    told_lag: bool,
     /// The largest round for now: halved after a failed round (a flaky node fails a long
     /// round far more often than a short one, and a failed round writes nothing after the
     /// failing batch), doubled back after each good one.
@@ -681,7 +684,18 @@ impl Run<'_> {
                 }
             };
             self.metrics.set_head(head);
-            let mut target = head.saturating_sub(cfg.lag);
+            // No block is `--lag` behind the head yet (a young chain): wait, never start at 0.
+            let Some(mut target) = head.checked_sub(cfg.lag) else {
+                if !self.told_lag {
+                    self.told_lag = true;
+                    self.info(&format!(
+                        "the head is block {head}, less than --lag {}: waiting for block {}",
+                        cfg.lag, cfg.lag
+                    ));
+                }
+                self.sleep(cfg.poll_interval);
+                continue;
+            };
             if let Some(s) = cfg.stop_at_block {
                 target = target.min(s);
             }
