@@ -229,6 +229,22 @@ fn parse(c: &mut Criterion, inputs: &[Input]) {
     g.finish();
 }
 
+/// The nesting-depth guard alone (one pass over the bytes, run before every parse of node
+/// answers): its cost next to `parse`.
+fn depth_guard(c: &mut Criterion, inputs: &[Input]) {
+    let mut g = c.benchmark_group("depth_guard");
+    for input in inputs {
+        g.throughput(Throughput::Bytes(input.body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(&input.name), input, |b, i| {
+            b.iter(|| {
+                ethetl::json_depth::check(black_box(&i.body), ethetl::json_depth::MAX_DEPTH)
+                    .expect("shallow")
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Parse + id matching + receipt join and validation, no rows written.
 fn join(c: &mut Criterion, inputs: &[Input]) {
     let mut g = c.benchmark_group("receipt_join");
@@ -379,6 +395,7 @@ fn full(c: &mut Criterion, inputs: &[Input]) {
 
 fn benches(c: &mut Criterion) {
     let inputs = inputs();
+    depth_guard(c, &inputs);
     parse(c, &inputs);
     join(c, &inputs);
     transfers(c, &inputs);

@@ -36,7 +36,10 @@ echo "transfer logs\" count above is expected."
 
 echo
 echo "files written under ./out:"
-find out -type f | sort | while read -r f; do printf '  %-60s %8s rows\n' "$f" "$(wc -l <"$f")"; done
+find out -type f -not -name '.*' -not -path 'out/_manifests/*' | sort |
+  while read -r f; do printf '  %-60s %8s rows\n' "$f" "$(wc -l <"$f")"; done
+echo "  and $(find out/_manifests -type f | wc -l) chunk manifests in out/_manifests (a chunk is complete when its manifest exists)"
+
 echo
 echo "first transaction row:"
 head -c 600 "$(find out/transactions -type f | sort | head -n1)"; echo " ..."

@@ -84,7 +84,9 @@ fn fixture_seeds() -> Vec<Seed> {
         v.push(b'}');
         v
     };
-    for chain in ["mainnet", "arbitrum", "base", "optimism", "gnosis", "sepolia"] {
+    for chain in [
+        "mainnet", "arbitrum", "base", "optimism", "gnosis", "sepolia",
+    ] {
         let Ok(rd) = std::fs::read_dir(root.join("rpc").join(chain)) else {
             continue;
         };
@@ -155,18 +157,18 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let pos = any::<usize>();
     prop_oneof![
-        4 => (pos.clone(), any::<u8>()).prop_map(|(p, b)| Mutation::Set(p, b)),
-        2 => (pos.clone(), proptest::collection::vec(any::<u8>(), 1..16))
+        4 => (pos, any::<u8>()).prop_map(|(p, b)| Mutation::Set(p, b)),
+        2 => (pos, proptest::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(p, v)| Mutation::Insert(p, v)),
-        2 => (pos.clone(), 1usize..4096).prop_map(|(p, n)| Mutation::Delete(p, n)),
-        1 => (pos.clone(), 1usize..2048, pos.clone())
+        2 => (pos, 1usize..4096).prop_map(|(p, n)| Mutation::Delete(p, n)),
+        1 => (pos, 1usize..2048, pos)
             .prop_map(|(p, n, to)| Mutation::Duplicate(p, n, to)),
-        1 => (any::<usize>(), pos.clone(), 1usize..4096, pos.clone())
+        1 => (any::<usize>(), pos, 1usize..4096, pos)
             .prop_map(|(s, p, n, to)| Mutation::Splice(s, p, n, to)),
-        1 => (pos.clone(), prop_oneof![Just(40usize), Just(3_000), Just(20_000), Just(150_000)],
+        1 => (pos, prop_oneof![Just(40usize), Just(3_000), Just(20_000), Just(150_000)],
               prop_oneof![Just(b'['), Just(b'{')])
             .prop_map(|(p, d, c)| Mutation::Nest(p, d, c)),
-        1 => pos.clone().prop_map(Mutation::Truncate),
+        1 => pos.prop_map(Mutation::Truncate),
         3 => (pos, proptest::sample::select(b"[]{}\",:\\0-e.".to_vec()))
             .prop_map(|(p, b)| Mutation::Structural(p, b)),
     ]
@@ -272,10 +274,7 @@ fn node_answers_never_crash_a_parser() {
         .spawn(move || {
             let budget = Duration::from_secs(secs);
             let t0 = Instant::now();
-            let strategy = (
-                0..seeds.len(),
-                proptest::collection::vec(mutation(), 0..6),
-            );
+            let strategy = (0..seeds.len(), proptest::collection::vec(mutation(), 0..6));
             let mut cases = 0u64;
             let mut round = 0u32;
             while t0.elapsed() < budget {

@@ -93,7 +93,7 @@ impl Grower {
     fn reorg_due(&self) -> bool {
         match (self.gen.is_some(), self.growth.reorg_every) {
             (true, Some(every)) if every > 0 && self.growth.reorg_depth > 0 => {
-                self.revealed % every == 0
+                self.revealed.is_multiple_of(every)
             }
             _ => false,
         }

@@ -793,7 +793,7 @@ mod tests {
         #[test]
         fn timestamp_matches_naive_calendar(days in 0u64..80_000, secs in 0u64..86_400) {
             let (mut y, mut rem) = (1970u64, days);
-            let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
             loop {
                 let len = if leap(y) { 366 } else { 365 };
                 if rem < len { break; }

@@ -41,7 +41,7 @@ pub fn call_for_id(job: &RangeJob, id: u64, with_receipts: bool) -> Option<Call>
     if n > job.end {
         return None;
     }
-    if id % 2 == 0 {
+    if id.is_multiple_of(2) {
         Some(Call::Block(n))
     } else if with_receipts {
         Some(Call::Receipts(n))
