@@ -269,6 +269,7 @@ fn export(args: &ExportArgs) -> ExitCode {
 fn check_head(config: &ExportConfig, resume: &Resume) -> Result<(), ExitCode> {
     let client = ethetl::stream::head::HeadClient::new(
         config.endpoints.clone(),
+        &config.tls_roots,
         config.timeout.min(std::time::Duration::from_secs(10)),
         1,
         Arc::new(ethetl::stats::RequestCounters::default()),

@@ -59,15 +59,6 @@ impl RpcClient {
         roots: &TlsRoots,
     ) -> RpcClient {
         let per_host = connections.max(1);
-        let root_certs = match roots {
-            TlsRoots::Bundled => RootCerts::WebPki,
-            TlsRoots::Pem { certs, .. } => RootCerts::Specific(Arc::new(
-                certs
-                    .iter()
-                    .map(|der| Certificate::from_der(der).to_owned())
-                    .collect(),
-            )),
-        };
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             // Ask for the body as is: gzip decoding costs several times the JSON parse.
@@ -79,7 +70,7 @@ impl RpcClient {
             .max_idle_connections_per_host(per_host)
             .max_idle_connections(per_host * endpoints.len().max(1))
             .timeout_global(Some(timeout))
-            .tls_config(TlsConfig::builder().root_certs(root_certs).build())
+            .tls_config(tls_config(roots))
             .build()
             .into();
         // Bodies in circulation: one per I/O thread plus those queued for and inside the
@@ -238,6 +229,21 @@ fn location_host(location: &str) -> String {
         },
         Err(_) => "an unreadable location".to_string(),
     }
+}
+
+/// The TLS settings of every client that talks to the endpoints: certificates checked against
+/// `roots`, always.
+pub fn tls_config(roots: &TlsRoots) -> TlsConfig {
+    let root_certs = match roots {
+        TlsRoots::Bundled => RootCerts::WebPki,
+        TlsRoots::Pem { certs, .. } => RootCerts::Specific(Arc::new(
+            certs
+                .iter()
+                .map(|der| Certificate::from_der(der).to_owned())
+                .collect(),
+        )),
+    };
+    TlsConfig::builder().root_certs(root_certs).build()
 }
 
 /// Which certificates `https://` endpoints are checked against.

@@ -75,8 +75,11 @@ pub struct HeadClient {
 
 impl HeadClient {
     /// `attempts` ≥ 1 tries per call; waiting between tries ends early when `stop` is set.
+    /// Certificates are checked against `roots` (the pipeline's: `--ca-bundle` or the bundled
+    /// ones).
     pub fn new(
         endpoints: Vec<Endpoint>,
+        roots: &crate::rpc::client::TlsRoots,
         timeout: Duration,
         attempts: u32,
         counters: Arc<RequestCounters>,
@@ -88,6 +91,7 @@ impl HeadClient {
             .accept_encoding("identity")
             .user_agent(concat!("ethetl/", env!("CARGO_PKG_VERSION")))
             .timeout_global(Some(timeout))
+            .tls_config(crate::rpc::client::tls_config(roots))
             .build()
             .into();
         HeadClient {
@@ -290,6 +294,7 @@ mod tests {
         ));
         let c = HeadClient::new(
             eps,
+            &crate::rpc::client::TlsRoots::Bundled,
             Duration::from_secs(5),
             3,
             Arc::clone(&counters),

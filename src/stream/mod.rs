@@ -454,6 +454,7 @@ impl Streamer {
         )));
         let head = HeadClient::new(
             config.export.endpoints.clone(),
+            &config.export.tls_roots,
             config.export.timeout,
             HEAD_ATTEMPTS,
             Arc::clone(&metrics.counters),
