@@ -58,6 +58,15 @@ fn run_measured(args: &[&str], limit: Duration) -> (Output, u64) {
     (output, peak_kb * 1024)
 }
 
+/// `export --rpc URL --blocks BLOCKS --output null EXTRA...`.
+fn null_export<'a>(url: &'a str, blocks: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "export", "--rpc", url, "--blocks", blocks, "--output", "null",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -97,18 +106,7 @@ fn any_nesting_depth_is_an_invalid_answer_retried_then_reported_never_a_crash() 
             });
             let url = node.url();
             let (out, _) = run_measured(
-                &[
-                    "export",
-                    "--rpc",
-                    &url,
-                    "--blocks",
-                    "100:+3",
-                    "--output",
-                    "null",
-                    "--max-retries",
-                    "1",
-                    "--quiet",
-                ],
+                &null_export(&url, "100:+3", &["--max-retries", "1", "--quiet"]),
                 Duration::from_secs(60),
             );
             let what = format!("depth {depth}, inside a result: {inside_result}");
@@ -165,22 +163,19 @@ fn a_fifty_megabyte_answer_does_not_bloat_the_process() {
     });
     let url = node.url();
     let (out, rss) = run_measured(
-        &[
-            "export",
-            "--rpc",
+        &null_export(
             &url,
-            "--blocks",
             "1000:+10",
-            "--output",
-            "null",
-            "--io-threads",
-            "2",
-            "--batch-size",
-            "10",
-            "--max-retries",
-            "3",
-            "--quiet",
-        ],
+            &[
+                "--io-threads",
+                "2",
+                "--batch-size",
+                "10",
+                "--max-retries",
+                "3",
+                "--quiet",
+            ],
+        ),
         Duration::from_secs(90),
     );
     failed_cleanly(
@@ -204,17 +199,25 @@ fn a_fifty_megabyte_answer_does_not_bloat_the_process() {
 const K_START: u64 = 23_000_000;
 const K_BLOCKS: u64 = 300;
 
-fn killable_node() -> common::DevnodeProcess {
-    common::DevnodeProcess::start(&[
+/// The node of the resume and lock tests: a generated chain, with `extra` flags.
+fn chain_node(extra: &[&str]) -> common::DevnodeProcess {
+    let (blocks, start) = (K_BLOCKS.to_string(), K_START.to_string());
+    let mut args = vec![
         "--generate",
-        &K_BLOCKS.to_string(),
+        &blocks,
         "--start-block",
-        &K_START.to_string(),
+        &start,
         "--txs-per-block",
         "20",
         "--seed",
         "3",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    common::DevnodeProcess::start(&args)
+}
+
+fn killable_node() -> common::DevnodeProcess {
+    chain_node(&[])
 }
 
 fn export_args(url: &str, out: &std::path::Path, cp: Option<&std::path::Path>) -> Vec<String> {
@@ -342,20 +345,7 @@ fn a_second_writer_is_refused_at_once_naming_the_first() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     // The first one is slowed down by the node (every request stalls 300 ms).
-    let slow = common::DevnodeProcess::start(&[
-        "--generate",
-        &K_BLOCKS.to_string(),
-        "--start-block",
-        &K_START.to_string(),
-        "--txs-per-block",
-        "20",
-        "--seed",
-        "3",
-        "--faults",
-        "stall:1",
-        "--stall-ms",
-        "300",
-    ]);
+    let slow = chain_node(&["--faults", "stall:1", "--stall-ms", "300"]);
     let cp = tmp.path().join("cp");
     let first = Process::start(
         ethetl_command(&export_args(&slow.url(), &out, Some(&cp))),
@@ -562,31 +552,10 @@ fn a_node_cannot_write_terminal_control_sequences() {
     // Retitle the terminal, ring the bell, return to the line start and print a fake result.
     const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2K\rexport complete: 0 errors\u{9b}31m";
     let message = sonic_rs::to_string(EVIL).unwrap();
-    let node = Hostile::start(move |r| {
-        let calls = common::hostile::calls(&r.body);
-        let items: Vec<String> = calls
-            .iter()
-            .map(|(id, _)| {
-                format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":{message}}}}}"#
-                )
-            })
-            .collect();
-        Reply::ok(format!("[{}]", items.join(",")))
-    });
+    let node = Hostile::start(move |r| Reply::ok(common::hostile::error_answer(&r.body, &message)));
     let url = node.url();
     let (out, _) = run_measured(
-        &[
-            "export",
-            "--rpc",
-            &url,
-            "--blocks",
-            "5:+2",
-            "--output",
-            "null",
-            "--max-retries",
-            "1",
-        ],
+        &null_export(&url, "5:+2", &["--max-retries", "1"]),
         Duration::from_secs(60),
     );
     let text = stderr(&out);
@@ -670,13 +639,10 @@ fn secrets_in_endpoint_settings_are_never_echoed() {
 /// Every call answered with a JSON-RPC error object (HTTP 200).
 fn erroring_node() -> Hostile {
     Hostile::start(|r| {
-        let items: Vec<String> = common::hostile::calls(&r.body)
-            .iter()
-            .map(|(id, _)| {
-                format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":"header not found"}}}}"#)
-            })
-            .collect();
-        Reply::ok(format!("[{}]", items.join(",")))
+        Reply::ok(common::hostile::error_answer(
+            &r.body,
+            r#""header not found""#,
+        ))
     })
 }
 

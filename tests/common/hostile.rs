@@ -173,3 +173,16 @@ pub fn batch_answer(body: &[u8], result_for: impl Fn(u64, &str) -> String) -> Ve
     out.push(b']');
     out
 }
+
+/// A batch answer whose every item is error -32000 with `message` (raw JSON text).
+pub fn error_answer(body: &[u8], message: &str) -> Vec<u8> {
+    let items: Vec<String> = calls(body)
+        .iter()
+        .map(|(id, _)| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":{message}}}}}"#
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(",")).into_bytes()
+}
