@@ -207,6 +207,7 @@ fn raw(input: &Input) -> RawBatch {
         endpoint: 0,
         with_receipts: true,
         body: input.body.clone(),
+        depth: None,
     }
 }
 

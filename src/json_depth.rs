@@ -25,18 +25,24 @@ pub const PARSE_STACK: usize = 8 << 20;
 
 /// The body nests deeper than the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("JSON nested more than {limit} levels deep (at byte {offset})")]
+#[error("JSON nested more than {limit} levels deep{}", .offset.map(|o| format!(" (at byte {o})")).unwrap_or_default())]
 pub struct TooDeep {
     /// The limit that was passed.
     pub limit: usize,
-    /// Where the first level over the limit opens.
-    pub offset: usize,
+    /// Where the first level over the limit opens, when the bytes were scanned here.
+    pub offset: Option<usize>,
 }
 
 /// `Err` if `bytes` holds an array or object nested more than `limit` levels deep (a bare
 /// `[]` is one level). Brackets inside strings do not count; escapes are honoured.
 pub fn check(bytes: &[u8], limit: usize) -> Result<(), TooDeep> {
+    max_depth(bytes, limit).map(|_| ())
+}
+
+/// [`check`], returning the deepest level seen (0 for a scalar).
+pub fn max_depth(bytes: &[u8], limit: usize) -> Result<usize, TooDeep> {
     let mut depth = 0usize;
+    let mut deepest = 0usize;
     let mut i = 0usize;
     while let Some(&b) = bytes.get(i) {
         match b {
@@ -45,7 +51,7 @@ pub fn check(bytes: &[u8], limit: usize) -> Result<(), TooDeep> {
                 i += 1;
                 loop {
                     let Some(rest) = bytes.get(i..) else {
-                        return Ok(());
+                        return Ok(deepest);
                     };
                     match memchr::memchr2(b'"', b'\\', rest) {
                         Some(k) if rest[k] == b'\\' => i += k + 2,
@@ -53,7 +59,7 @@ pub fn check(bytes: &[u8], limit: usize) -> Result<(), TooDeep> {
                             i += k + 1;
                             break;
                         }
-                        None => return Ok(()), // unterminated: the parser will say
+                        None => return Ok(deepest), // unterminated: the parser will say
                     }
                 }
                 continue;
@@ -61,15 +67,19 @@ pub fn check(bytes: &[u8], limit: usize) -> Result<(), TooDeep> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
-                    return Err(TooDeep { limit, offset: i });
+                    return Err(TooDeep {
+                        limit,
+                        offset: Some(i),
+                    });
                 }
+                deepest = deepest.max(depth);
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
     }
-    Ok(())
+    Ok(deepest)
 }
 
 #[cfg(test)]
@@ -100,13 +110,20 @@ mod tests {
             check(br#"[{"a":[1]}]"#, 2),
             Err(TooDeep {
                 limit: 2,
-                offset: 6
+                offset: Some(6)
             })
         );
         // Not JSON at all: no error from here, the parser decides.
         for junk in [&b""[..], b"\"", b"\"\\", b"]]]]}}", b"\xff\xfe", b"[\"abc"] {
             assert_eq!(check(junk, 1), Ok(()), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn reports_the_deepest_level() {
+        assert_eq!(max_depth(b"7", 5), Ok(0));
+        assert_eq!(max_depth(br#"[{"a":[1]},[]]"#, 5), Ok(3));
+        assert_eq!(max_depth(br#"{"a":"[[["}"#, 5), Ok(1));
     }
 
     #[test]

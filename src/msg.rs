@@ -73,6 +73,10 @@ pub struct RawBatch {
     pub with_receipts: bool,
     /// The HTTP response body (a JSON array of JSON-RPC response objects).
     pub body: Vec<u8>,
+    /// At most how deep `body` nests, if the I/O thread measured it while reading the answers
+    /// (then the decoder checks this number against its limit instead of scanning the body
+    /// again); `None`: the decoder measures it.
+    pub depth: Option<usize>,
 }
 
 /// The entities ethetl can export. The discriminant indexes [`DecodedBatch::rows`].

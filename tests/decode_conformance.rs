@@ -214,6 +214,7 @@ fn check_block_dir(t: &mut Tally, what: &str, rpc: &Path, exp: &Path) {
             endpoint: 0,
             with_receipts,
             body: body.clone(),
+            depth: None,
         };
         match decode_batch(&raw, &DecodeOptions { entities, format }) {
             Ok(d) => decoded.push(d),

@@ -49,6 +49,7 @@ fn raw(start: u64, end: u64, with_receipts: bool, body: Vec<u8>) -> RawBatch {
         endpoint: 0,
         with_receipts,
         body,
+        depth: None,
     }
 }
 

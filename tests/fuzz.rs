@@ -246,6 +246,8 @@ fn exercise(seed: &Seed, body: Vec<u8>) {
         },
         endpoint: 0,
         with_receipts: seed.with_receipts,
+        // As the I/O threads hand it on: measured, or (too deep for them) left to the decoder.
+        depth: ethetl::json_depth::max_depth(&body, ethetl::json_depth::MAX_DEPTH).ok(),
         body,
     };
     for format in [RowFormat::Json, RowFormat::Csv] {

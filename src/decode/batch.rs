@@ -20,10 +20,24 @@ use serde::Deserialize;
 /// Parses the body, turning a sonic-rs failure into the most precise error available.
 fn parse_body<'a>(
     body: &'a [u8],
+    depth: Option<usize>,
     span: Span,
     job: Option<(&RangeJob, bool)>,
 ) -> Result<Body<'a>, DecodeError> {
-    depth_guard(body, span)?;
+    match depth {
+        Some(d) if d <= crate::json_depth::DECODE_DEPTH => {}
+        Some(_) => {
+            return Err(DecodeError::TooDeep {
+                span,
+                len: body.len(),
+                source: crate::json_depth::TooDeep {
+                    limit: crate::json_depth::DECODE_DEPTH,
+                    offset: None,
+                },
+            })
+        }
+        None => depth_guard(body, span)?,
+    }
     sonic_rs::from_slice::<Body<'a>>(body).map_err(|e| classify(body, span, job, e))
 }
 
@@ -98,7 +112,7 @@ fn locate(body: &[u8], span: Span, job: Option<(&RangeJob, bool)>) -> Option<Dec
 
 /// Parses the body into borrowed structs and nothing else; counts transactions.
 pub(super) fn parse_only(body: &[u8]) -> Result<usize, DecodeError> {
-    let parsed = parse_body(body, Span(None), None)?;
+    let parsed = parse_body(body, None, Span(None), None)?;
     let envs = match &parsed {
         Body::Batch(v) => v.as_slice(),
         Body::Single(e) => std::slice::from_ref(&**e),
@@ -376,7 +390,7 @@ pub(super) fn decode(raw: &RawBatch, opts: &DecodeOptions) -> Result<DecodedBatc
     }
     let span = Span(Some((job.start, job.end)));
     let with_receipts = raw.with_receipts;
-    let envs = match parse_body(&raw.body, span, Some((job, with_receipts)))? {
+    let envs = match parse_body(&raw.body, raw.depth, span, Some((job, with_receipts)))? {
         Body::Batch(v) => v,
         Body::Single(e) => {
             return Err(match e.error {

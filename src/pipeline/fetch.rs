@@ -198,6 +198,7 @@ pub(crate) fn io_thread(sh: &FetchShared, jobs: Receiver<RangeJob>, raw: Sender<
                     endpoint: fetched.endpoint,
                     with_receipts: sh.with_receipts,
                     body: fetched.body,
+                    depth: Some(fetched.depth),
                 };
                 loop {
                     match raw.send_timeout(batch, TICK) {

@@ -101,6 +101,9 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// The endpoint that answered last.
     pub endpoint: usize,
+    /// At most how deep `body` nests: the deepest answer body it was taken from (measured by
+    /// [`response::parse_measured`]), plus the levels assembly may wrap around an answer.
+    pub depth: usize,
 }
 
 /// Why a job has no answers.
@@ -207,6 +210,8 @@ struct State<'j> {
     whole: Option<usize>,
     /// Calls answered so far (progress).
     answered: usize,
+    /// The deepest nesting of a body that answers were kept from.
+    depth: usize,
 }
 
 impl<'j> State<'j> {
@@ -222,6 +227,7 @@ impl<'j> State<'j> {
             txs: (0..n).map(|_| None).collect(),
             whole: None,
             answered: 0,
+            depth: 0,
         }
     }
 
@@ -412,7 +418,15 @@ impl JobFetcher {
         let give_up = |attempts: u32, source: RpcError| FetchError::Failed { attempts, source };
         loop {
             if st.complete() {
+                // A whole body is handed on as measured; an assembled one wraps answers in at
+                // most three levels (the batch, an answer object, a receipts list).
+                let depth = if st.whole.is_some() {
+                    st.depth
+                } else {
+                    st.depth + 3
+                };
                 return Ok(Fetched {
+                    depth,
                     body: st.assemble(self.client.bodies()),
                     endpoint: last_endpoint,
                 });
@@ -699,7 +713,7 @@ impl JobFetcher {
         let mut twice = vec![false; calls.len()];
         let mut receipts_seen = false;
         let mut fitted = 0usize;
-        let items = match response::parse(&body) {
+        let (items, depth) = match response::parse_measured(&body) {
             Err(source) => {
                 return Exchange::Problem {
                     verdict: Verdict::Retry(Cause::InvalidBody),
@@ -711,7 +725,7 @@ impl JobFetcher {
                     fitted: 0,
                 }
             }
-            Ok(Body::Other) => {
+            Ok((Body::Other, _)) => {
                 return Exchange::Problem {
                     verdict: Verdict::Retry(Cause::InvalidBody),
                     error: RpcError::NotABatch {
@@ -721,7 +735,7 @@ impl JobFetcher {
                     fitted: 0,
                 }
             }
-            Ok(Body::Single(item)) => {
+            Ok((Body::Single(item), _)) => {
                 return match item.outcome {
                     Outcome::Error { code, message } => Exchange::Problem {
                         verdict: retry::rpc_error(code, &message, CallKind::Batch),
@@ -742,7 +756,7 @@ impl JobFetcher {
                     },
                 };
             }
-            Ok(Body::Batch(items)) => items,
+            Ok((Body::Batch(items), depth)) => (items, depth),
         };
         let item_count = items.len();
         for item in items {
@@ -895,6 +909,7 @@ impl JobFetcher {
             if whole {
                 st.whole = Some(buf);
             }
+            st.depth = st.depth.max(depth);
             st.answered += kept.len();
             for (k, r) in kept {
                 let p = Piece {

@@ -56,7 +56,18 @@ pub enum BodyError {
 
 /// Parses a response body. `Err` if it is not (complete, valid) JSON or nests too deep.
 pub fn parse(body: &[u8]) -> Result<Body<'_>, BodyError> {
-    crate::json_depth::check(body, crate::json_depth::MAX_DEPTH)?;
+    parse_measured(body).map(|(b, _)| b)
+}
+
+/// [`parse`], with the body's nesting depth (measured before parsing, so that the decode
+/// stage need not measure it again).
+pub fn parse_measured(body: &[u8]) -> Result<(Body<'_>, usize), BodyError> {
+    let depth = crate::json_depth::max_depth(body, crate::json_depth::MAX_DEPTH)?;
+    parse_unguarded(body).map(|b| (b, depth))
+}
+
+/// The parse itself, for bodies whose depth was checked.
+fn parse_unguarded(body: &[u8]) -> Result<Body<'_>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         Some(b'[') => {
