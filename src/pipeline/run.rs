@@ -145,6 +145,7 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
             range: resume.range,
             overwrite: config.overwrite,
             checkpointed: config.checkpoint.is_some(),
+            keep_overlapping: false,
         })
         .map_err(|source| RunError::OpenSink { source })
 }

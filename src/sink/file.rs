@@ -61,6 +61,7 @@ impl DirOutput {
             range: ctx.range,
             overwrite: ctx.overwrite,
             checkpointed: ctx.checkpointed,
+            keep_overlapping: ctx.keep_overlapping,
         }
     }
 }
@@ -143,6 +144,9 @@ pub struct FileSinkOptions {
     pub overwrite: bool,
     /// The run keeps a checkpoint: files wholly inside `range` are this job's and replaced.
     pub checkpointed: bool,
+    /// Files that reach outside `range` are left alone (a stream's earlier rounds) instead of
+    /// being an error.
+    pub keep_overlapping: bool,
 }
 
 /// The file name for `first..=last` of a format.
@@ -239,24 +243,26 @@ impl FileSink {
                     continue;
                 }
                 if let Some(r) = parse_name(&name, ext) {
+                    let overlaps = r.start <= opts.range.end && r.end >= opts.range.start;
                     if replace && inside(r) {
                         stale.push((r, dir.join(&name)));
-                    } else if !opts.overwrite
-                        && r.start <= opts.range.end
-                        && r.end >= opts.range.start
-                    {
+                    } else if overlaps && !inside(r) && !opts.keep_overlapping {
+                        // Replacing part of it would leave its other blocks in two files.
+                        return Err(SinkError::from(FileSinkError::Invalid(format!(
+                            "output file {} holds blocks {r}, partly outside the blocks {} this \
+                             run writes: it cannot be replaced in part (remove it, or give a \
+                             range that covers it whole)",
+                            dir.join(&name).display(),
+                            opts.range
+                        ))));
+                    } else if overlaps && !replace {
                         return Err(SinkError::from(FileSinkError::Invalid(format!(
                             "output file {} already exists and covers blocks {}..={} of the \
-                             requested range; pass --overwrite to replace it{}",
+                             requested range; pass --overwrite to replace it (or --checkpoint \
+                             FILE to resume the run that wrote it)",
                             dir.join(&name).display(),
                             r.start.max(opts.range.start),
                             r.end.min(opts.range.end),
-                            if opts.checkpointed {
-                                " (it reaches outside the blocks left after the checkpoint, \
-                                 so it is not this job's to replace)"
-                            } else {
-                                " (or --checkpoint FILE to resume the run that wrote it)"
-                            }
                         ))));
                     }
                 }
@@ -534,6 +540,7 @@ mod tests {
             range,
             overwrite: false,
             checkpointed: false,
+            keep_overlapping: false,
         }
     }
 
@@ -616,6 +623,25 @@ mod tests {
                 "0000000020-0000000024.jsonl"
             ]
         );
+    }
+
+    #[test]
+    fn a_file_reaching_outside_the_range_is_never_replaced_in_part() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = FileSink::open(opts(tmp.path(), BlockRange { start: 0, end: 9 })).unwrap();
+        s.write(batch(0, 0, 9)).unwrap();
+        drop(s);
+        // 5..=14 overlaps 0..=9: rewriting 5..=9 would leave them in two files.
+        for (overwrite, checkpointed) in [(true, false), (false, true), (false, false)] {
+            let mut o = opts(tmp.path(), BlockRange { start: 5, end: 14 });
+            (o.overwrite, o.checkpointed) = (overwrite, checkpointed);
+            let e = FileSink::open(o).err().unwrap().to_string();
+            assert!(e.contains("cannot be replaced in part"), "{e}");
+        }
+        // A stream's later round leaves earlier rounds' files alone.
+        let mut o = opts(tmp.path(), BlockRange { start: 5, end: 14 });
+        (o.overwrite, o.keep_overlapping) = (true, true);
+        assert!(FileSink::open(o).is_ok());
     }
 
     #[test]

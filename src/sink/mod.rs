@@ -157,6 +157,9 @@ pub struct OpenContext {
     /// an earlier run of this same job that stopped before its checkpoint caught up (a crash,
     /// a full disk), and is replaced without `overwrite`.
     pub checkpointed: bool,
+    /// Output that reaches outside `range` is left as it is instead of being an error: a
+    /// stream's earlier rounds, whose rows a reorg marks orphaned rather than removes.
+    pub keep_overlapping: bool,
 }
 
 /// A validated `--output`: knows which sink it is and how to open it.

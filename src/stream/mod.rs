@@ -528,6 +528,7 @@ fn open_output(config: &StreamConfig) -> Result<CoreOutput, StreamError> {
         range: BlockRange { start: 0, end: 0 },
         overwrite: true,
         checkpointed: e.checkpoint.is_some(),
+        keep_overlapping: true,
     };
     if e.output.per_round() {
         return Ok(CoreOutput::Files {
