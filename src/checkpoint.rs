@@ -109,6 +109,24 @@ pub fn read_checkpoint(path: &Path) -> Result<Option<u64>, CheckpointError> {
         })
 }
 
+/// `path`, or the file it links to when it is a symbolic link (followed up to 8 times): the
+/// checkpoint is written, and locked, where it really is, so a link is neither replaced by a
+/// plain file nor a way around the lock of the file it names.
+pub fn follow_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..8 {
+        let Ok(target) = fs::read_link(&p) else {
+            break;
+        };
+        p = if target.is_absolute() {
+            target
+        } else {
+            parent_dir(&p).join(target)
+        };
+    }
+    p
+}
+
 /// The temporary file `write_checkpoint` uses next to `path`.
 fn tmp_path(path: &Path) -> PathBuf {
     let name = path
@@ -285,6 +303,24 @@ mod tests {
             read_checkpoint_with(&dir.path().join("none")).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn links_are_followed_to_the_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("sub/cp.txt");
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink("sub/cp.txt", &link).unwrap();
+        let p = follow_links(&link);
+        assert_eq!(p, dir.path().join("sub/cp.txt"));
+        write_checkpoint(&p, 9).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read_checkpoint(&link).unwrap(), Some(9));
+        assert_eq!(follow_links(&real), real);
     }
 
     #[test]

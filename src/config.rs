@@ -219,7 +219,10 @@ impl ExportConfig {
             chunk_size,
             output,
             overwrite,
-            checkpoint: args.checkpoint.as_ref().map(PathBuf::from),
+            checkpoint: args
+                .checkpoint
+                .as_ref()
+                .map(|p| crate::checkpoint::follow_links(std::path::Path::new(p))),
             report: args.report.as_ref().map(PathBuf::from),
             quiet: args.quiet,
             window: 0,

@@ -361,6 +361,8 @@ fn stream(args: &StreamArgs) -> ExitCode {
     drop(server);
     let report = match result {
         Ok(r) => r,
+        // Refused before it started: the checkpoint is another process's.
+        Err(e @ ethetl::stream::StreamError::Lock(_)) => return fail(&e),
         Err(e) => {
             let hint = checkpoint.as_deref().map(resume_hint);
             say!("error: {}{}", error_chain(&e), hint.unwrap_or_default());

@@ -362,10 +362,14 @@ fn a_second_writer_is_refused_at_once_naming_the_first() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = format!("pid {}", first.id());
-    // Same output, other checkpoint; same checkpoint, other output; both the same.
+    // Same output, other checkpoint; same checkpoint, other output (also through a symbolic
+    // link); both the same; no checkpoint.
+    let link = tmp.path().join("cp-link");
+    std::os::unix::fs::symlink(&cp, &link).unwrap();
     let cases = [
         export_args(&url, &out, Some(&tmp.path().join("cp2"))),
         export_args(&url, &tmp.path().join("other"), Some(&cp)),
+        export_args(&url, &tmp.path().join("other2"), Some(&link)),
         export_args(&url, &out, Some(&cp)),
         export_args(&url, &out, None),
     ];

@@ -120,15 +120,16 @@ impl JobLock {
     /// `output` is set, `config.output` (for files: `DIR/.ethetl.lock`).
     pub fn acquire(config: &ExportConfig, output: bool) -> Result<JobLock, crate::lock::LockError> {
         let mut locks = Vec::new();
-        if let Some(cp) = &config.checkpoint {
-            let what = format!("checkpoint {}", cp.display());
-            let path = crate::lock::checkpoint_lock_path(cp);
-            locks.push(crate::lock::LockFile::acquire(&path, &what)?);
-        }
+        // The output first: it may create the directory the checkpoint is in.
         if output {
             if let Some(lock) = config.output.lock()? {
                 locks.push(lock);
             }
+        }
+        if let Some(cp) = &config.checkpoint {
+            let what = format!("checkpoint {}", cp.display());
+            let path = crate::lock::checkpoint_lock_path(cp);
+            locks.push(crate::lock::LockFile::acquire(&path, &what)?);
         }
         Ok(JobLock { _locks: locks })
     }
@@ -143,6 +144,7 @@ pub fn open_sink(config: &ExportConfig, resume: &Resume) -> Result<Box<dyn Sink>
             format: config.format,
             chunk_size: config.chunk_size,
             range: resume.range,
+            job: resume.requested,
             overwrite: config.overwrite,
             checkpointed: config.checkpoint.is_some(),
             keep_overlapping: false,

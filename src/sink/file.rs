@@ -59,6 +59,7 @@ impl DirOutput {
             format: ctx.format,
             chunk_size: ctx.chunk_size,
             range: ctx.range,
+            job: ctx.job,
             overwrite: ctx.overwrite,
             checkpointed: ctx.checkpointed,
             keep_overlapping: ctx.keep_overlapping,
@@ -82,11 +83,17 @@ impl OutputSpec for DirOutput {
     fn lock(&self) -> Result<Option<crate::lock::LockFile>, crate::lock::LockError> {
         let what = format!("output directory {}", self.dir.display());
         let path = self.dir.join(LOCK_FILE);
-        fs::create_dir_all(&self.dir).map_err(|source| crate::lock::LockError::Io {
+        let io = |source| crate::lock::LockError::Io {
             what: what.clone(),
             path: path.clone(),
             source,
-        })?;
+        };
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(io(std::io::Error::other(
+                "it exists and is not a directory",
+            )));
+        }
+        fs::create_dir_all(&self.dir).map_err(io)?;
         crate::lock::LockFile::acquire(&path, &what).map(Some)
     }
 
@@ -140,6 +147,8 @@ pub struct FileSinkOptions {
     pub chunk_size: u64,
     /// The blocks this run writes (after a resume: from the block after the checkpoint).
     pub range: BlockRange,
+    /// The job's whole range (chunks of it with other entities or format are an error).
+    pub job: BlockRange,
     /// Replace existing files instead of failing.
     pub overwrite: bool,
     /// The run keeps a checkpoint: files wholly inside `range` are this job's and replaced.
@@ -173,6 +182,63 @@ fn parse_name(name: &str, ext: &str) -> Option<BlockRange> {
         return None;
     }
     BlockRange::new(a.parse().ok()?, b.parse().ok()?)
+}
+
+/// Refuses a job whose range already holds complete chunks written with other entities or
+/// another format (a resume with changed flags would mix them silently), unless `overwrite`;
+/// removes manifest temporary files a killed run left inside the range.
+fn check_manifests(
+    opts: &FileSinkOptions,
+    dir: &Path,
+    inside: impl Fn(BlockRange) -> bool,
+) -> Result<(), SinkError> {
+    use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+    let ours: Vec<&str> = opts.entities.iter().map(|e| e.name()).collect();
+    let entries = fs::read_dir(dir).map_err(io_err("list directory", dir))?;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if let Some(r) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| parse_name(n, "json"))
+        {
+            if inside(r) && (opts.overwrite || opts.checkpointed) {
+                fs::remove_file(&path).map_err(io_err("remove abandoned file", &path))?;
+            }
+            continue;
+        }
+        let Some(r) = parse_name(&name, "json") else {
+            continue;
+        };
+        if opts.overwrite || r.end < opts.job.start || r.start > opts.job.end {
+            continue;
+        }
+        let text = fs::read(&path).map_err(io_err("read", &path))?;
+        let m: sonic_rs::Value = sonic_rs::from_slice(&text).unwrap_or_default();
+        let format = m.get("format").and_then(|f| f.as_str()).unwrap_or("?");
+        let mut theirs: Vec<&str> = m
+            .get("files")
+            .and_then(|f| f.as_object())
+            .map(|o| o.iter().map(|(k, _)| k).collect())
+            .unwrap_or_default();
+        theirs.sort_unstable();
+        let mut want = ours.clone();
+        want.sort_unstable();
+        if format != extension(opts.format) || theirs != want {
+            return Err(SinkError::from(FileSinkError::Invalid(format!(
+                "{} already holds blocks {r} as {format} with entities {} (manifest {}); this \
+                 run writes {} with entities {}: keep the flags of the run that wrote it, or \
+                 use another --output directory",
+                opts.dir.display(),
+                theirs.join(","),
+                path.display(),
+                extension(opts.format),
+                ours.join(","),
+            ))));
+        }
+    }
+    Ok(())
 }
 
 /// One entity's file of the open chunk.
@@ -222,6 +288,7 @@ impl FileSink {
         let mut stale = Vec::new();
         let manifests = opts.dir.join(MANIFEST_DIR);
         fs::create_dir_all(&manifests).map_err(io_err("create directory", &manifests))?;
+        check_manifests(&opts, &manifests, inside)?;
         for entity in opts.entities.iter() {
             let dir = opts.dir.join(entity.name());
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
@@ -248,10 +315,18 @@ impl FileSink {
                         stale.push((r, dir.join(&name)));
                     } else if overlaps && !inside(r) && !opts.keep_overlapping {
                         // Replacing part of it would leave its other blocks in two files.
+                        let fix = if opts.checkpointed && r.start < opts.range.start {
+                            format!(
+                                "it reaches back before the blocks left after the checkpoint: \
+                                 set the checkpoint to block {} to rewrite it whole",
+                                r.start.saturating_sub(1)
+                            )
+                        } else {
+                            "remove it, or give a range that covers it whole".to_string()
+                        };
                         return Err(SinkError::from(FileSinkError::Invalid(format!(
                             "output file {} holds blocks {r}, partly outside the blocks {} this \
-                             run writes: it cannot be replaced in part (remove it, or give a \
-                             range that covers it whole)",
+                             run writes: it cannot be replaced in part ({fix})",
                             dir.join(&name).display(),
                             opts.range
                         ))));
@@ -268,12 +343,26 @@ impl FileSink {
                 }
             }
         }
-        Ok(FileSink {
+        let mut sink = FileSink {
             opts,
             open: None,
             durable: Vec::new(),
             stale,
-        })
+        };
+        // Resuming an export: the files past the checkpoint go now, before the checkpoint can
+        // move past any of them (with another chunk size their rewrite would otherwise leave
+        // both versions of some blocks on disk until the last of them is written again).
+        if sink.opts.checkpointed && !sink.opts.keep_overlapping {
+            for (r, path) in std::mem::take(&mut sink.stale) {
+                sink.remove_manifest(r)?;
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("remove replaced file", &path)(e)),
+                }
+            }
+        }
+        Ok(sink)
     }
 
     fn open_chunk(&self, range: BlockRange) -> Result<OpenChunk, SinkError> {
@@ -384,10 +473,7 @@ impl FileSink {
         name: &str,
         files: &[ChunkFile],
     ) -> Result<(), SinkError> {
-        let format = match self.opts.format {
-            RowFormat::Json => "json",
-            RowFormat::Csv => "csv",
-        };
+        let format = extension(self.opts.format);
         let mut text = format!(
             r#"{{"first_block":{},"last_block":{},"format":"{format}","files":{{"#,
             range.start, range.end
@@ -538,6 +624,7 @@ mod tests {
             format: RowFormat::Json,
             chunk_size: 10,
             range,
+            job: range,
             overwrite: false,
             checkpointed: false,
             keep_overlapping: false,
@@ -641,6 +728,80 @@ mod tests {
         // A stream's later round leaves earlier rounds' files alone.
         let mut o = opts(tmp.path(), BlockRange { start: 5, end: 14 });
         (o.overwrite, o.keep_overlapping) = (true, true);
+        assert!(FileSink::open(o).is_ok());
+    }
+
+    /// Blocks per file name, over every `.jsonl` file of `blocks/` (each block once).
+    fn blocks_on_disk(dir: &Path) -> Vec<u64> {
+        let mut v: Vec<u64> = listing(&dir.join("blocks"))
+            .iter()
+            .filter_map(|n| parse_name(n, "jsonl"))
+            .flat_map(|r| r.start..=r.end)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_resume_with_another_chunk_size_never_holds_a_block_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = BlockRange { start: 0, end: 99 };
+        let mut durable = Vec::new();
+        // Killed after 0..=49 in chunks of 25, the checkpoint still at 24.
+        let mut o = opts(tmp.path(), whole);
+        (o.chunk_size, o.checkpointed) = (25, true);
+        let mut s = FileSink::open(o).unwrap();
+        s.write(batch(0, 0, 24)).unwrap();
+        s.write(batch(1, 25, 49)).unwrap();
+        drop(s);
+        // Resumed with chunks of 10 from 25, killed with the checkpoint at 39.
+        let mut o = opts(tmp.path(), BlockRange { start: 25, end: 99 });
+        (o.job, o.checkpointed) = (whole, true);
+        let mut s = FileSink::open(o).unwrap();
+        assert_eq!(blocks_on_disk(tmp.path()), (0..=24).collect::<Vec<_>>());
+        s.write(batch(0, 25, 29)).unwrap();
+        s.write(batch(1, 30, 39)).unwrap();
+        s.poll(Default::default(), &mut durable).unwrap();
+        drop(s);
+        assert_eq!(blocks_on_disk(tmp.path()), (0..=39).collect::<Vec<_>>());
+        // The same command again, from 40: no file in the way, every block once.
+        let mut o = opts(tmp.path(), BlockRange { start: 40, end: 99 });
+        (o.job, o.checkpointed) = (whole, true);
+        let mut s = FileSink::open(o).unwrap();
+        for (i, a) in (40..100).step_by(10).enumerate() {
+            s.write(batch(i as u64, a, a + 9)).unwrap();
+        }
+        s.finish(&mut durable).unwrap();
+        assert_eq!(blocks_on_disk(tmp.path()), (0..=99).collect::<Vec<_>>());
+        // One manifest per chunk on disk: 0..=24, 25..=29, 30..=39, then six of ten.
+        let manifests = listing(&tmp.path().join(MANIFEST_DIR));
+        assert_eq!(manifests.len(), 3 + 6, "{manifests:?}");
+        assert_eq!(manifests[0], "0000000000-0000000024.json");
+        assert_eq!(manifests[1], "0000000025-0000000029.json");
+    }
+
+    #[test]
+    fn a_resume_with_other_entities_or_format_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = BlockRange { start: 0, end: 99 };
+        let mut o = opts(tmp.path(), whole);
+        o.checkpointed = true;
+        let mut s = FileSink::open(o).unwrap();
+        s.write(batch(0, 0, 9)).unwrap();
+        drop(s);
+        let mut o = opts(tmp.path(), BlockRange { start: 10, end: 99 });
+        (o.job, o.checkpointed) = (whole, true);
+        o.entities = EntitySet::of(&[Entity::Blocks]);
+        let e = FileSink::open(o.clone()).err().unwrap().to_string();
+        assert!(
+            e.contains("already holds blocks 0..=9") && e.contains("entities blocks,logs"),
+            "{e}"
+        );
+        o.entities = EntitySet::of(&[Entity::Blocks, Entity::Logs]);
+        o.format = RowFormat::Csv;
+        let e = FileSink::open(o.clone()).err().unwrap().to_string();
+        assert!(e.contains("as jsonl") && e.contains("writes csv"), "{e}");
+        o.format = RowFormat::Json;
         assert!(FileSink::open(o).is_ok());
     }
 

@@ -151,6 +151,9 @@ pub struct OpenContext {
     pub chunk_size: u64,
     /// The blocks this run writes (after a resume: from the block after the checkpoint).
     pub range: BlockRange,
+    /// The whole range of the job (`range` and the blocks before it that a checkpoint says are
+    /// done): output of it written with other settings is an error.
+    pub job: BlockRange,
     /// Replace existing output instead of failing.
     pub overwrite: bool,
     /// The run keeps a checkpoint: output inside `range` (past the checkpoint) was written by

@@ -62,8 +62,8 @@ pub enum StdoutError {
     },
     /// The reader went away (`| head`) before the range was written.
     #[error("stdout was closed by its reader {}", match .after {
-        Some(b) => format!("after block {b} (the blocks after it were not written)"),
-        None => "before the first block was written".to_string(),
+        Some(b) => format!("once every row up to block {b} was written (the blocks after it are incomplete)"),
+        None => "before the rows of the first batch were all written".to_string(),
     })]
     Closed {
         /// The last block whose rows were all written.

@@ -526,6 +526,7 @@ fn open_output(config: &StreamConfig) -> Result<CoreOutput, StreamError> {
         format: e.format,
         chunk_size: e.chunk_size,
         range: BlockRange { start: 0, end: 0 },
+        job: BlockRange { start: 0, end: 0 },
         overwrite: true,
         checkpointed: e.checkpoint.is_some(),
         keep_overlapping: true,

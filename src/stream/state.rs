@@ -150,6 +150,7 @@ impl Core {
             }
             let ctx = OpenContext {
                 range,
+                job: range,
                 entities,
                 overwrite: true,
                 ..template.clone()
