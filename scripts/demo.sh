@@ -38,7 +38,7 @@ echo
 echo "files written under ./out:"
 find out -type f -not -name '.*' -not -path 'out/_manifests/*' | sort |
   while read -r f; do printf '  %-60s %8s rows\n' "$f" "$(wc -l <"$f")"; done
-echo "  and $(find out/_manifests -type f | wc -l) chunk manifests in out/_manifests (a chunk is complete when its manifest exists)"
+echo "  chunk manifests in out/_manifests: $(find out/_manifests -type f | wc -l) (a chunk is complete when its manifest exists)"
 
 echo
 echo "first transaction row:"
