@@ -24,7 +24,7 @@
 use crate::decode::csv_header;
 use crate::msg::chunk_of;
 use crate::msg::BlockRange;
-use crate::msg::{DecodedBatch, Entity, EntitySet, RowFormat};
+use crate::msg::{DecodedBatch, Entity, RowFormat};
 use crate::sink::{OpenContext, Output, OutputSpec, Sink, SinkError, SinkKind};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -55,14 +55,7 @@ impl DirOutput {
     pub fn options(&self, ctx: &OpenContext) -> FileSinkOptions {
         FileSinkOptions {
             dir: self.dir.clone(),
-            entities: ctx.entities,
-            format: ctx.format,
-            chunk_size: ctx.chunk_size,
-            range: ctx.range,
-            job: ctx.job,
-            overwrite: ctx.overwrite,
-            checkpointed: ctx.checkpointed,
-            keep_overlapping: ctx.keep_overlapping,
+            ctx: ctx.clone(),
         }
     }
 }
@@ -138,24 +131,14 @@ pub const LOCK_FILE: &str = ".ethetl.lock";
 /// DuckDB globs of `DIR/*/*.jsonl` pass it by).
 pub const MANIFEST_DIR: &str = "_manifests";
 
-/// Settings of a [`FileSink`].
+/// Settings of a [`FileSink`]: where, and what the run is (see [`OpenContext`]: `range` are
+/// the blocks this run writes, `job` the whole range it resumes, `checkpointed` makes files
+/// wholly inside `range` this job's to replace, `keep_overlapping` leaves files that reach
+/// outside `range` alone).
 #[derive(Clone, Debug)]
 pub struct FileSinkOptions {
     pub dir: PathBuf,
-    pub entities: EntitySet,
-    pub format: RowFormat,
-    pub chunk_size: u64,
-    /// The blocks this run writes (after a resume: from the block after the checkpoint).
-    pub range: BlockRange,
-    /// The job's whole range (chunks of it with other entities or format are an error).
-    pub job: BlockRange,
-    /// Replace existing files instead of failing.
-    pub overwrite: bool,
-    /// The run keeps a checkpoint: files wholly inside `range` are this job's and replaced.
-    pub checkpointed: bool,
-    /// Files that reach outside `range` are left alone (a stream's earlier rounds) instead of
-    /// being an error.
-    pub keep_overlapping: bool,
+    pub ctx: OpenContext,
 }
 
 /// The file name for `first..=last` of a format.
@@ -193,7 +176,9 @@ fn check_manifests(
     inside: impl Fn(BlockRange) -> bool,
 ) -> Result<(), SinkError> {
     use sonic_rs::{JsonContainerTrait, JsonValueTrait};
-    let ours: Vec<&str> = opts.entities.iter().map(|e| e.name()).collect();
+    let ours: Vec<&str> = opts.ctx.entities.iter().map(|e| e.name()).collect();
+    let mut want = ours.clone();
+    want.sort_unstable();
     let entries = fs::read_dir(dir).map_err(io_err("list directory", dir))?;
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -203,7 +188,7 @@ fn check_manifests(
             .and_then(|n| n.strip_suffix(".tmp"))
             .and_then(|n| parse_name(n, "json"))
         {
-            if inside(r) && (opts.overwrite || opts.checkpointed) {
+            if inside(r) && (opts.ctx.overwrite || opts.ctx.checkpointed) {
                 fs::remove_file(&path).map_err(io_err("remove abandoned file", &path))?;
             }
             continue;
@@ -211,7 +196,7 @@ fn check_manifests(
         let Some(r) = parse_name(&name, "json") else {
             continue;
         };
-        if opts.overwrite || r.end < opts.job.start || r.start > opts.job.end {
+        if opts.ctx.overwrite || r.end < opts.ctx.job.start || r.start > opts.ctx.job.end {
             continue;
         }
         let text = fs::read(&path).map_err(io_err("read", &path))?;
@@ -223,9 +208,7 @@ fn check_manifests(
             .map(|o| o.iter().map(|(k, _)| k).collect())
             .unwrap_or_default();
         theirs.sort_unstable();
-        let mut want = ours.clone();
-        want.sort_unstable();
-        if format != extension(opts.format) || theirs != want {
+        if format != extension(opts.ctx.format) || theirs != want {
             return Err(SinkError::from(FileSinkError::Invalid(format!(
                 "{} already holds blocks {r} as {format} with entities {} (manifest {}); this \
                  run writes {} with entities {}: keep the flags of the run that wrote it, or \
@@ -233,7 +216,7 @@ fn check_manifests(
                 opts.dir.display(),
                 theirs.join(","),
                 path.display(),
-                extension(opts.format),
+                extension(opts.ctx.format),
                 ours.join(","),
             ))));
         }
@@ -282,14 +265,14 @@ impl FileSink {
     /// Creates the entity directories and checks that no complete file already covers part
     /// of the range (unless `overwrite`).
     pub fn open(opts: FileSinkOptions) -> Result<FileSink, SinkError> {
-        let ext = extension(opts.format);
-        let replace = opts.overwrite || opts.checkpointed;
-        let inside = |r: BlockRange| r.start >= opts.range.start && r.end <= opts.range.end;
+        let ext = extension(opts.ctx.format);
+        let replace = opts.ctx.overwrite || opts.ctx.checkpointed;
+        let inside = |r: BlockRange| r.start >= opts.ctx.range.start && r.end <= opts.ctx.range.end;
         let mut stale = Vec::new();
         let manifests = opts.dir.join(MANIFEST_DIR);
         fs::create_dir_all(&manifests).map_err(io_err("create directory", &manifests))?;
         check_manifests(&opts, &manifests, inside)?;
-        for entity in opts.entities.iter() {
+        for entity in opts.ctx.entities.iter() {
             let dir = opts.dir.join(entity.name());
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
             let mut names: Vec<String> = fs::read_dir(&dir)
@@ -310,12 +293,12 @@ impl FileSink {
                     continue;
                 }
                 if let Some(r) = parse_name(&name, ext) {
-                    let overlaps = r.start <= opts.range.end && r.end >= opts.range.start;
+                    let overlaps = r.start <= opts.ctx.range.end && r.end >= opts.ctx.range.start;
                     if replace && inside(r) {
                         stale.push((r, dir.join(&name)));
-                    } else if overlaps && !inside(r) && !opts.keep_overlapping {
+                    } else if overlaps && !inside(r) && !opts.ctx.keep_overlapping {
                         // Replacing part of it would leave its other blocks in two files.
-                        let fix = if opts.checkpointed && r.start < opts.range.start {
+                        let fix = if opts.ctx.checkpointed && r.start < opts.ctx.range.start {
                             format!(
                                 "it reaches back before the blocks left after the checkpoint: \
                                  set the checkpoint to block {} to rewrite it whole",
@@ -328,7 +311,7 @@ impl FileSink {
                             "output file {} holds blocks {r}, partly outside the blocks {} this \
                              run writes: it cannot be replaced in part ({fix})",
                             dir.join(&name).display(),
-                            opts.range
+                            opts.ctx.range
                         ))));
                     } else if overlaps && !replace {
                         return Err(SinkError::from(FileSinkError::Invalid(format!(
@@ -336,8 +319,8 @@ impl FileSink {
                              requested range; pass --overwrite to replace it (or --checkpoint \
                              FILE to resume the run that wrote it)",
                             dir.join(&name).display(),
-                            r.start.max(opts.range.start),
-                            r.end.min(opts.range.end),
+                            r.start.max(opts.ctx.range.start),
+                            r.end.min(opts.ctx.range.end),
                         ))));
                     }
                 }
@@ -352,7 +335,7 @@ impl FileSink {
         // Resuming an export: the files past the checkpoint go now, before the checkpoint can
         // move past any of them (with another chunk size their rewrite would otherwise leave
         // both versions of some blocks on disk until the last of them is written again).
-        if sink.opts.checkpointed && !sink.opts.keep_overlapping {
+        if sink.opts.ctx.checkpointed && !sink.opts.ctx.keep_overlapping {
             for (r, path) in std::mem::take(&mut sink.stale) {
                 sink.remove_manifest(r)?;
                 match fs::remove_file(&path) {
@@ -367,11 +350,11 @@ impl FileSink {
 
     fn open_chunk(&self, range: BlockRange) -> Result<OpenChunk, SinkError> {
         let mut files = Vec::new();
-        for entity in self.opts.entities.iter() {
+        for entity in self.opts.ctx.entities.iter() {
             let dir = self.opts.dir.join(entity.name());
             let tmp = dir.join(format!(
                 ".{}.tmp",
-                file_name(range.start, range.end, self.opts.format)
+                file_name(range.start, range.end, self.opts.ctx.format)
             ));
             let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
             files.push(ChunkFile {
@@ -394,7 +377,7 @@ impl FileSink {
     /// Flushes, fsyncs and renames every file of `chunk` to its final name for
     /// `chunk.range.start..=last`, then fsyncs the directories and marks its `seq`s durable.
     fn complete(&mut self, mut chunk: OpenChunk, last: u64) -> Result<(), SinkError> {
-        let name = file_name(chunk.range.start, last, self.opts.format);
+        let name = file_name(chunk.range.start, last, self.opts.ctx.format);
         let range = BlockRange {
             start: chunk.range.start,
             end: last,
@@ -410,7 +393,7 @@ impl FileSink {
             drop(file);
             let dest = f.dir.join(&name);
             let ours = self.stale.iter().any(|(_, p)| p == &dest);
-            if !self.opts.overwrite && !ours && dest.exists() {
+            if !self.opts.ctx.overwrite && !ours && dest.exists() {
                 return Err(SinkError::from(FileSinkError::Invalid(format!(
                     "output file {} appeared while writing; pass --overwrite to replace it",
                     dest.display()
@@ -419,7 +402,7 @@ impl FileSink {
             fs::rename(&f.tmp, &dest).map_err(io_err("rename to final name", &dest))?;
         }
         // Stale files now wholly rewritten (never one just written: same name, replaced).
-        let done = self.opts.range.start..=last;
+        let done = self.opts.ctx.range.start..=last;
         let mut i = 0;
         while i < self.stale.len() {
             let (r, path) = &self.stale[i];
@@ -473,7 +456,7 @@ impl FileSink {
         name: &str,
         files: &[ChunkFile],
     ) -> Result<(), SinkError> {
-        let format = extension(self.opts.format);
+        let format = extension(self.opts.ctx.format);
         let mut text = format!(
             r#"{{"first_block":{},"last_block":{},"format":"{format}","files":{{"#,
             range.start, range.end
@@ -508,7 +491,7 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn write(&mut self, batch: DecodedBatch) -> Result<(), SinkError> {
-        let chunk_range = chunk_of(batch.start, self.opts.chunk_size, self.opts.range);
+        let chunk_range = chunk_of(batch.start, self.opts.ctx.chunk_size, self.opts.ctx.range);
         if batch.end > chunk_range.end {
             return Err(SinkError::from(FileSinkError::Invalid(format!(
                 "batch of blocks {}..={} straddles the file chunk {chunk_range}",
@@ -539,7 +522,7 @@ impl Sink for FileSink {
                 continue;
             }
             let out = f.out.as_mut().expect("open");
-            if f.rows == 0 && self.opts.format == RowFormat::Csv {
+            if f.rows == 0 && self.opts.ctx.format == RowFormat::Csv {
                 let header = csv_header(f.entity).as_bytes();
                 out.write_all(header).map_err(io_err("write", &f.tmp))?;
                 f.bytes += header.len() as u64;
@@ -596,7 +579,7 @@ impl Drop for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{BatchCounts, RowBuf};
+    use crate::msg::{BatchCounts, EntitySet, RowBuf};
 
     fn batch(seq: u64, start: u64, end: u64) -> DecodedBatch {
         let mut rows: [RowBuf; Entity::COUNT] = Default::default();
@@ -620,14 +603,16 @@ mod tests {
     fn opts(dir: &Path, range: BlockRange) -> FileSinkOptions {
         FileSinkOptions {
             dir: dir.to_path_buf(),
-            entities: EntitySet::of(&[Entity::Blocks, Entity::Logs]),
-            format: RowFormat::Json,
-            chunk_size: 10,
-            range,
-            job: range,
-            overwrite: false,
-            checkpointed: false,
-            keep_overlapping: false,
+            ctx: OpenContext {
+                entities: EntitySet::of(&[Entity::Blocks, Entity::Logs]),
+                format: RowFormat::Json,
+                chunk_size: 10,
+                range,
+                job: range,
+                overwrite: false,
+                checkpointed: false,
+                keep_overlapping: false,
+            },
         }
     }
 
@@ -697,7 +682,7 @@ mod tests {
         assert!(FileSink::open(opts(tmp.path(), BlockRange { start: 14, end: 24 })).is_ok());
         // --overwrite: the partial 10-13 file goes once 10-19 is written anew
         let mut o = opts(tmp.path(), BlockRange { start: 10, end: 24 });
-        o.overwrite = true;
+        o.ctx.overwrite = true;
         let mut s = FileSink::open(o).unwrap();
         s.write(batch(0, 10, 19)).unwrap();
         s.write(batch(1, 20, 24)).unwrap();
@@ -721,13 +706,13 @@ mod tests {
         // 5..=14 overlaps 0..=9: rewriting 5..=9 would leave them in two files.
         for (overwrite, checkpointed) in [(true, false), (false, true), (false, false)] {
             let mut o = opts(tmp.path(), BlockRange { start: 5, end: 14 });
-            (o.overwrite, o.checkpointed) = (overwrite, checkpointed);
+            (o.ctx.overwrite, o.ctx.checkpointed) = (overwrite, checkpointed);
             let e = FileSink::open(o).err().unwrap().to_string();
             assert!(e.contains("cannot be replaced in part"), "{e}");
         }
         // A stream's later round leaves earlier rounds' files alone.
         let mut o = opts(tmp.path(), BlockRange { start: 5, end: 14 });
-        (o.overwrite, o.keep_overlapping) = (true, true);
+        (o.ctx.overwrite, o.ctx.keep_overlapping) = (true, true);
         assert!(FileSink::open(o).is_ok());
     }
 
@@ -749,14 +734,14 @@ mod tests {
         let mut durable = Vec::new();
         // Killed after 0..=49 in chunks of 25, the checkpoint still at 24.
         let mut o = opts(tmp.path(), whole);
-        (o.chunk_size, o.checkpointed) = (25, true);
+        (o.ctx.chunk_size, o.ctx.checkpointed) = (25, true);
         let mut s = FileSink::open(o).unwrap();
         s.write(batch(0, 0, 24)).unwrap();
         s.write(batch(1, 25, 49)).unwrap();
         drop(s);
         // Resumed with chunks of 10 from 25, killed with the checkpoint at 39.
         let mut o = opts(tmp.path(), BlockRange { start: 25, end: 99 });
-        (o.job, o.checkpointed) = (whole, true);
+        (o.ctx.job, o.ctx.checkpointed) = (whole, true);
         let mut s = FileSink::open(o).unwrap();
         assert_eq!(blocks_on_disk(tmp.path()), (0..=24).collect::<Vec<_>>());
         s.write(batch(0, 25, 29)).unwrap();
@@ -766,7 +751,7 @@ mod tests {
         assert_eq!(blocks_on_disk(tmp.path()), (0..=39).collect::<Vec<_>>());
         // The same command again, from 40: no file in the way, every block once.
         let mut o = opts(tmp.path(), BlockRange { start: 40, end: 99 });
-        (o.job, o.checkpointed) = (whole, true);
+        (o.ctx.job, o.ctx.checkpointed) = (whole, true);
         let mut s = FileSink::open(o).unwrap();
         for (i, a) in (40..100).step_by(10).enumerate() {
             s.write(batch(i as u64, a, a + 9)).unwrap();
@@ -785,23 +770,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let whole = BlockRange { start: 0, end: 99 };
         let mut o = opts(tmp.path(), whole);
-        o.checkpointed = true;
+        o.ctx.checkpointed = true;
         let mut s = FileSink::open(o).unwrap();
         s.write(batch(0, 0, 9)).unwrap();
         drop(s);
         let mut o = opts(tmp.path(), BlockRange { start: 10, end: 99 });
-        (o.job, o.checkpointed) = (whole, true);
-        o.entities = EntitySet::of(&[Entity::Blocks]);
+        (o.ctx.job, o.ctx.checkpointed) = (whole, true);
+        o.ctx.entities = EntitySet::of(&[Entity::Blocks]);
         let e = FileSink::open(o.clone()).err().unwrap().to_string();
         assert!(
             e.contains("already holds blocks 0..=9") && e.contains("entities blocks,logs"),
             "{e}"
         );
-        o.entities = EntitySet::of(&[Entity::Blocks, Entity::Logs]);
-        o.format = RowFormat::Csv;
+        o.ctx.entities = EntitySet::of(&[Entity::Blocks, Entity::Logs]);
+        o.ctx.format = RowFormat::Csv;
         let e = FileSink::open(o.clone()).err().unwrap().to_string();
         assert!(e.contains("as jsonl") && e.contains("writes csv"), "{e}");
-        o.format = RowFormat::Json;
+        o.ctx.format = RowFormat::Json;
         assert!(FileSink::open(o).is_ok());
     }
 
@@ -809,7 +794,7 @@ mod tests {
     fn csv_header_only_above_rows() {
         let tmp = tempfile::tempdir().unwrap();
         let mut o = opts(tmp.path(), BlockRange { start: 0, end: 9 });
-        o.format = RowFormat::Csv;
+        o.ctx.format = RowFormat::Csv;
         let mut s = FileSink::open(o).unwrap();
         let mut b = batch(0, 0, 9);
         b.format = RowFormat::Csv;
