@@ -353,8 +353,8 @@ fn block_result(item: &[u8]) -> Result<&str, String> {
 
 /// The outcome of one exchange.
 enum Exchange {
-    /// Every call of the request was answered.
-    Done,
+    /// Every call of the request was answered, with a body of `bytes` bytes.
+    Done { bytes: u64 },
     /// The most important problem seen (see [`Verdict::outranks`]); `fitted`: calls answered
     /// with anything but a size refusal (what a response-size cap let through).
     Problem {
@@ -457,14 +457,20 @@ impl JobFetcher {
             let full = st.bufs.is_empty()
                 && chunk.len() == pending.len()
                 && chunk.len() == st.n * if with_receipts { 2 } else { 1 };
+            let sent = Instant::now();
             let outcome = self.exchange(&lease, &mut st, chunk, full, &mut request, obs);
+            let clean = match outcome {
+                Exchange::Done { bytes } => Some(bytes),
+                Exchange::Problem { .. } => None,
+            };
+            obs.exchanged(ep, sent.elapsed(), clean);
             drop(lease);
             last_endpoint = ep;
             if st.answered > answered {
                 failures = 0;
             }
             let (verdict, error, fitted) = match outcome {
-                Exchange::Done => {
+                Exchange::Done { .. } => {
                     self.pool.succeeded(ep);
                     pref = Preference::default();
                     continue;
@@ -615,27 +621,6 @@ impl JobFetcher {
         request: &mut Vec<u8>,
         obs: &dyn Observer,
     ) -> Exchange {
-        let t0 = Instant::now();
-        let mut bytes = 0;
-        let outcome = self.exchange_once(lease, st, calls, full, request, obs, &mut bytes);
-        let clean = matches!(outcome, Exchange::Done);
-        obs.exchanged(lease.endpoint(), t0.elapsed(), clean.then_some(bytes));
-        outcome
-    }
-
-    /// [`JobFetcher::exchange`] without the report; `bytes` is set to the length of a 2xx
-    /// body once it is read.
-    #[allow(clippy::too_many_arguments)]
-    fn exchange_once(
-        &self,
-        lease: &Lease<'_>,
-        st: &mut State<'_>,
-        calls: &[Call],
-        full: bool,
-        request: &mut Vec<u8>,
-        obs: &dyn Observer,
-        bytes: &mut u64,
-    ) -> Exchange {
         let ep = lease.endpoint();
         let job = st.job;
         let n = st.n;
@@ -686,7 +671,7 @@ impl JobFetcher {
             }
         };
         obs.answered(body.len() as u64);
-        *bytes = body.len() as u64;
+        let bytes = body.len() as u64;
 
         // Which position of `calls` an id stands for.
         let mut slot = vec![usize::MAX; 2 * n];
@@ -930,7 +915,7 @@ impl JobFetcher {
             st.bufs.push(body);
         }
         match worst.0 {
-            None => Exchange::Done,
+            None => Exchange::Done { bytes },
             Some((verdict, error)) => Exchange::Problem {
                 verdict,
                 error,
